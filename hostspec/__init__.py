@@ -1,0 +1,65 @@
+"""The host contract: hook specifications, the canonical model and a small reference host.
+
+Third-party plugins need only ``hostspec.hookimpl``::
+
+    from hostspec import hookimpl
+
+    @hookimpl
+    def hostspec_register_brokers(register):
+        register("mybroker", make_my_broker)
+
+and an entry point in the ``hostspec`` group. The specs and their contracts are in
+``hostspec.hookspecs``; the broker and store protocols in ``hostspec.broker`` and ``hostspec.store``.
+"""
+
+import pluggy
+
+from hostspec.broker import Broker, BrokerError, FailureKind
+from hostspec.commands import Command
+from hostspec.config import Config, ConfigError, Option
+from hostspec.hookspecs import PROJECT, hookspec
+from hostspec.model import (
+    BrokerOrder,
+    ChangeSet,
+    Event,
+    Fill,
+    JournalEntry,
+    LedgerEntry,
+    LocalState,
+    Mode,
+    Order,
+    OrderStatus,
+    Position,
+    Side,
+)
+from hostspec.store import ConflictError, StateStore, StoreError
+
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+__all__ = [
+    "PROJECT",
+    "Broker",
+    "BrokerError",
+    "BrokerOrder",
+    "ChangeSet",
+    "Command",
+    "Config",
+    "ConfigError",
+    "ConflictError",
+    "Event",
+    "FailureKind",
+    "Fill",
+    "JournalEntry",
+    "LedgerEntry",
+    "LocalState",
+    "Mode",
+    "Option",
+    "Order",
+    "OrderStatus",
+    "Position",
+    "Side",
+    "StateStore",
+    "StoreError",
+    "hookimpl",
+    "hookspec",
+]

@@ -1,0 +1,130 @@
+"""The ``tradehost`` command: run the host, list plugins, and whatever subcommands plugins add."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from hostspec.commands import Command
+from hostspec.config import ConfigError
+from hostspec.console import ConsoleSink
+from hostspec.host import DISABLE_ENV, App, PluginError, call_each
+from hostspec.secrets import RedactingFilter
+
+log = logging.getLogger("tradehost")
+
+EPILOG = f"""\
+Exit status: 0 success; 1 a runtime failure (or, for checks, "found something"); 2 bad
+configuration or arguments. Plugins load from the 'hostspec' entry-point group; set
+{DISABLE_ENV}=name1,name2 (or plugins.disabled in the config) to skip some.
+"""
+
+
+def setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("urllib3", "kiteconnect"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _setup_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="PATH", help="the YAML configuration file")
+    parser.add_argument("--duration", type=float, metavar="SECONDS",
+                        help="stop by itself after this many seconds (default: run until Ctrl-C or SIGTERM)")
+
+
+def run_command(args: argparse.Namespace, app: App) -> int:
+    """``tradehost run``: start every plugin, print events as they happen, stop cleanly."""
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError("--duration", "", "must be a positive number of seconds")
+    console = ConsoleSink(sys.stdout)
+    host = app.open_host(args.config, extra_plugins=[("console", console)])
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        host.stop_requested.set()
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    try:
+        print(f"tradehost: {host.mode.value} mode, broker {host.config['broker']['name']}, "
+              f"store {host.config['store']['name']}"
+              + (f", for {args.duration:g}s" if args.duration else "; Ctrl-C to stop"), flush=True)
+        call_each(host.pm, "hostspec_startup", host=host)
+        host.stop_requested.wait(args.duration)
+    except PluginError as exc:
+        log.error("%s; stopping", exc)
+        status = 1
+    finally:
+        host.stop_requested.set()
+        call_each(host.pm, "hostspec_shutdown", guard=True, host=host)
+        host.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for line in console.summary_lines():
+        print(line)
+    if host.sink_failures:
+        print("event sinks that raised: " + ", ".join(f"{k} ({v})" for k, v in host.sink_failures.items()))
+    return status
+
+
+def plugins_command(args: argparse.Namespace, app: App) -> int:
+    """``tradehost plugins``: what is loaded, from which distribution, implementing which hooks."""
+    for info in app.plugins.describe():
+        version = f" {info.version}" if info.version else ""
+        print(f"{info.name:<10} {info.distribution}{version}")
+        print(f"{'':<10} hooks: {', '.join(info.hooks) or '(none)'}")
+    for failure in app.plugins.failures:
+        print(f"{failure.name:<10} {failure.distribution}: NOT LOADED: {failure.error}")
+    for name in app.plugins.blocked:
+        print(f"{name:<10} disabled ({DISABLE_ENV})")
+    return 0
+
+
+BUILTIN_COMMANDS = (
+    Command("run", "run the host: reconcile continuously and print events as they happen",
+            _setup_run, run_command),
+    Command("plugins", "list the loaded plugins, their distributions and hooks",
+            lambda parser: None, plugins_command),
+)
+
+
+def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tradehost", description="A trading host with pluggable brokers, stores and reconciliation.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in commands:
+        command.setup(sub.add_parser(command.name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, app: App | None = None) -> int:
+    setup_logging(verbose="-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:]))
+    app = app or App()
+    commands = {c.name: c for c in (*BUILTIN_COMMANDS, *app.commands())}
+    args = build_parser(list(commands.values())).parse_args(argv)
+    try:
+        return commands[args.command].run(args, app)
+    except ConfigError as exc:
+        print(f"tradehost: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        log.exception("tradehost %s failed", args.command)
+        print(f"tradehost: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

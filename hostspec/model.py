@@ -1,0 +1,315 @@
+"""The canonical order and position model every plugin speaks.
+
+Money is exact: prices and values are ``Decimal``, quantities ``int``, timestamps timezone-aware.
+Broker plugins translate their wire format into these types; nothing past a broker plugin knows
+a broker's format. All records are frozen dataclasses: change one with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+ZERO = Decimal(0)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware (UTC)."""
+    return datetime.now(UTC)
+
+
+class Mode(StrEnum):
+    """How the host trades: against a simulated exchange or a real broker."""
+
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def sign(self) -> int:
+        """+1 for a buy, -1 for a sell: the direction a fill moves the net position."""
+        return 1 if self is Side.BUY else -1
+
+
+class OrderStatus(StrEnum):
+    """The canonical order states.
+
+    Status only moves forward: PENDING < SUBMITTED < PLACED < PARTIAL < a terminal state
+    (FILLED, CANCELLED, REJECTED). Two states sit outside that ladder:
+
+    - ``LOST``: a local order the broker does not list, even when asked for it directly. It is not
+      terminal: the engine keeps looking for it and applies what the broker says if it reappears.
+    - ``UNKNOWN``: only ever on a broker's order, for a broker status the broker plugin could not
+      map. It never terminalises a local order.
+    """
+
+    PENDING = "PENDING"  # recorded locally, not yet acknowledged as sent
+    SUBMITTED = "SUBMITTED"  # sent; the broker has it but it is not yet working at the exchange
+    PLACED = "PLACED"  # working at the exchange, nothing filled
+    PARTIAL = "PARTIAL"  # working, some quantity filled
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"  # may carry fills
+    REJECTED = "REJECTED"
+    LOST = "LOST"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def rank(self) -> int:
+        """Position on the forward-only ladder; LOST ranks below everything so any sighting wins."""
+        return _RANK[self]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    @property
+    def is_working(self) -> bool:
+        """Accepted by the broker and still able to fill."""
+        return self in (OrderStatus.PLACED, OrderStatus.PARTIAL)
+
+
+TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
+_RANK = {
+    OrderStatus.LOST: -1,
+    OrderStatus.UNKNOWN: -1,
+    OrderStatus.PENDING: 0,
+    OrderStatus.SUBMITTED: 1,
+    OrderStatus.PLACED: 2,
+    OrderStatus.PARTIAL: 3,
+    OrderStatus.FILLED: 4,
+    OrderStatus.CANCELLED: 4,
+    OrderStatus.REJECTED: 4,
+}
+
+
+InstrumentKey = tuple[str, str, str]
+"""(exchange, symbol, product): how positions are keyed."""
+
+
+def key_str(key: InstrumentKey) -> str:
+    """A position key as one readable string, e.g. ``NSE:INFY:CNC``."""
+    return ":".join(key)
+
+
+def stable_id(*parts: object) -> str:
+    """A deterministic id: the same inputs always give the same id (24 hex characters)."""
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A local order: what this host believes about one order it placed or adopted.
+
+    ``order_id`` is the local id, chosen by the host before submitting, and sent to the broker as
+    the order's tag; ``broker_order_id`` is the broker's id once known. An order whose submit timed
+    out has no broker id: reconciliation finds it by its tag if it went through.
+    """
+
+    order_id: str
+    exchange: str
+    symbol: str
+    product: str
+    side: Side
+    quantity: int
+    status: OrderStatus
+    created_at: datetime
+    updated_at: datetime
+    price: Decimal | None = None  # limit price; None for a market order
+    broker_order_id: str | None = None
+    filled_qty: int = 0
+    avg_price: Decimal | None = None  # the broker's reported average fill price
+    external: bool = False  # placed outside this host (another app) and adopted
+    missing_count: int = 0  # consecutive cycles the broker did not list it
+    broker_status: str | None = None  # the broker's own last status string, for evidence
+    message: str | None = None  # the broker's last status message (rejection reason)
+    open_discrepancy: str | None = None  # fingerprint of the unresolved discrepancy last reported
+    version: int = 0  # bumped by the store on every write; guards concurrent writers
+
+    @property
+    def key(self) -> InstrumentKey:
+        return (self.exchange, self.symbol, self.product)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOrder:
+    """One order as the broker reports it, normalised by the broker plugin.
+
+    ``filled_qty`` and ``avg_price`` are cumulative over the order's life. ``status`` is canonical
+    (``UNKNOWN`` when the plugin could not map the broker's status) and ``raw_status`` keeps the
+    broker's own word for evidence.
+    """
+
+    broker_order_id: str
+    exchange: str
+    symbol: str
+    product: str
+    side: Side
+    quantity: int
+    status: OrderStatus
+    raw_status: str
+    filled_qty: int = 0
+    avg_price: Decimal = ZERO
+    tag: str | None = None  # the local order id the host sent, when it sent one
+    placed_at: datetime | None = None
+    updated_at: datetime | None = None
+    message: str | None = None
+
+    @property
+    def key(self) -> InstrumentKey:
+        return (self.exchange, self.symbol, self.product)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A net position, kept as exact buy and sell totals so that no average is ever rounded.
+
+    ``quantity`` is signed (negative is short). ``buy_value`` and ``sell_value`` are the exact sums
+    of quantity times price of every fill on each side.
+    """
+
+    exchange: str
+    symbol: str
+    product: str
+    quantity: int = 0
+    buy_qty: int = 0
+    buy_value: Decimal = ZERO
+    sell_qty: int = 0
+    sell_value: Decimal = ZERO
+
+    @property
+    def key(self) -> InstrumentKey:
+        return (self.exchange, self.symbol, self.product)
+
+    def average_price(self, places: int = 4) -> Decimal | None:
+        """Average price of the side that built the net position, rounded to ``places`` for display.
+
+        The stored figures are exact; this is the one place a division happens, and it rounds
+        explicitly (half-even) because a report has to print a finite number.
+        """
+        qty, value = (self.buy_qty, self.buy_value) if self.quantity >= 0 else (self.sell_qty, self.sell_value)
+        if qty == 0:
+            return None
+        return (value / qty).quantize(Decimal(1).scaleb(-places))
+
+    def with_fill(self, side: Side, quantity: int, value: Decimal) -> Position:
+        """This position after one fill of ``quantity`` worth ``value`` on ``side``."""
+        if side is Side.BUY:
+            return Position(self.exchange, self.symbol, self.product, self.quantity + quantity,
+                            self.buy_qty + quantity, self.buy_value + value, self.sell_qty, self.sell_value)
+        return Position(self.exchange, self.symbol, self.product, self.quantity - quantity,
+                        self.buy_qty, self.buy_value, self.sell_qty + quantity, self.sell_value + value)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """What has been applied to positions for one order: cumulative quantity and exact value.
+
+    The ledger is the exactly-once guard: a fill is applied only for quantity beyond ``filled_qty``,
+    and the entry is written in the same atomic store write as the position change it causes.
+    """
+
+    order_id: str
+    filled_qty: int = 0
+    filled_value: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One fill applied to a position.
+
+    ``fill_id`` is deterministic (order id and the cumulative quantity it brings the order to), so
+    the same fill always has the same id, across cycles, processes and restarts. ``value`` is exact;
+    ``price`` is ``value / quantity`` (a non-terminating quotient is carried to 28 significant digits).
+    """
+
+    fill_id: str
+    order_id: str
+    broker_order_id: str | None
+    exchange: str
+    symbol: str
+    product: str
+    side: Side
+    quantity: int
+    value: Decimal
+    price: Decimal
+    cumulative_qty: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something the reconciler found or did, announced to signal receivers and event sinks.
+
+    ``event_id`` is a pure function of what the event describes: a consumer that sees the same id
+    twice (possible around a crash) has seen the same event twice. ``seq`` is the outbox position,
+    assigned by the store; events are delivered in ``seq`` order.
+    """
+
+    event_id: str
+    kind: str
+    at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+    order_id: str | None = None
+    symbol: str | None = None
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One discrepancy and its resolution: what each side said, which rule decided, what was done."""
+
+    entry_id: str
+    at: datetime
+    rule: str
+    action: str
+    order_id: str | None = None
+    symbol: str | None = None
+    local: dict[str, Any] = field(default_factory=dict)
+    broker: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LocalState:
+    """Everything the store holds that reconciliation reads, as one consistent view."""
+
+    orders: dict[str, Order] = field(default_factory=dict)
+    positions: dict[InstrumentKey, Position] = field(default_factory=dict)
+    ledger: dict[str, LedgerEntry] = field(default_factory=dict)
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+    events_sent_upto: int = 0
+
+
+@dataclass(slots=True)
+class ChangeSet:
+    """Changes that a store applies together, in one atomic, durable write.
+
+    - ``orders``: upserts. An order's ``version`` is the version this change was based on; the store
+      refuses the whole set (``ConflictError``) if any stored order has moved on since.
+    - ``positions``: upserts; with ``replace_positions`` they replace every local position.
+    - ``ledger``, ``journal``, ``events``: the ledger entries to set, the journal entries and
+      outbox events to append (the store assigns their ``seq``).
+    - ``events_sent_upto``: advance the outbox watermark; events at or below it may be pruned.
+    - ``checkpoint``: keys merged into the checkpoint record.
+    """
+
+    orders: list[Order] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    replace_positions: bool = False
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    journal: list[JournalEntry] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    events_sent_upto: int | None = None
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not (self.orders or self.positions or self.replace_positions or self.ledger or self.journal
+                    or self.events or self.events_sent_upto is not None or self.checkpoint)

@@ -1,0 +1,140 @@
+"""``tradehost recon status | report | check``: operator commands that read without changing anything."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from hostspec.codec import to_dict
+from hostspec.commands import Command
+from hostspec.host import App
+from hostspec.model import key_str, utcnow
+from recon_plugin.plugin import make_reconciler
+
+
+def _setup(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="recon_command", metavar="ACTION", required=True)
+    specs = {
+        "status": "local orders, positions and reconciliation statistics, read from the store",
+        "report": "the reconciliation journal: every discrepancy and its resolution",
+        "check": "run one cycle in dry-run: report what would change, change nothing "
+                 "(exit 0 in sync, 1 differences found, 2 error)",
+    }
+    for name, text in specs.items():
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--config", required=True, metavar="PATH", help="the YAML configuration file")
+        p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+        if name == "report":
+            p.add_argument("--since", metavar="TIME", type=_parse_since,
+                           help="only entries at or after TIME: ISO 8601 (2026-01-02T09:15) or an age (30m, 2h, 1d)")
+
+
+def _parse_since(text: str) -> datetime:
+    match = re.fullmatch(r"(\d+)\s*([smhd])", text.strip())
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return utcnow() - timedelta(**{unit: int(match.group(1))})
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time or an age: {text!r}") from None
+    return when if when.tzinfo else when.astimezone()
+
+
+def _run(args: argparse.Namespace, app: App) -> int:
+    return {"status": status, "report": report, "check": check}[args.recon_command](args, app)
+
+
+def status(args: argparse.Namespace, app: App) -> int:
+    host = app.open_host(args.config, read_only=True, with_broker=False)
+    try:
+        assert host.store is not None
+        state = host.store.load()
+    finally:
+        host.close()
+    orders = sorted(state.orders.values(), key=lambda o: o.created_at)
+    stats = state.checkpoint.get("stats", {})
+    if args.json:
+        print(json.dumps({"orders": [to_dict(o) for o in orders],
+                          "positions": [{**to_dict(p), "average_price": _text(p.average_price())}
+                                        for p in state.positions.values()],
+                          "stats": stats, "last_snapshot_at": state.checkpoint.get("last_snapshot_at")}, indent=1))
+        return 0
+    print(f"orders ({len(orders)}):")
+    print(f"  {'id':<22} {'symbol':<10} {'side':<4} {'qty':>6} {'status':<10} {'filled':>6} {'avg price':>12}")
+    for o in orders:
+        print(f"  {o.order_id:<22} {o.symbol:<10} {o.side.value:<4} {o.quantity:>6} {o.status.value:<10} "
+              f"{o.filled_qty:>6} {_text(o.avg_price):>12}")
+    print(f"positions ({len(state.positions)}):")
+    for p in sorted(state.positions.values(), key=lambda p: p.key):
+        print(f"  {key_str(p.key):<24} {p.quantity:>8}  avg {_text(p.average_price())}  "
+              f"(bought {p.buy_qty} for {p.buy_value}, sold {p.sell_qty} for {p.sell_value})")
+    print("statistics (as of the last write):")
+    if not stats:
+        print("  none yet")
+    for key in ("cycles", "cycles_failed", "fills_applied", "events_published", "store_writes", "conflicts",
+                "last_cycle_at", "last_cycle_ms"):
+        if key in stats:
+            print(f"  {key:<18} {stats[key]}")
+    for key in ("discrepancies", "failures"):
+        if stats.get(key):
+            print(f"  {key:<18} " + ", ".join(f"{k} {v}" for k, v in sorted(stats[key].items())))
+    return 0
+
+
+def report(args: argparse.Namespace, app: App) -> int:
+    host = app.open_host(args.config, read_only=True, with_broker=False)
+    try:
+        assert host.store is not None
+        entries = host.store.journal(args.since)
+    finally:
+        host.close()
+    if args.json:
+        print(json.dumps([to_dict(e) for e in entries], indent=1))
+        return 0
+    for e in entries:
+        print(f"{e.at.astimezone().isoformat(timespec='seconds')}  {e.rule:<18} {e.order_id or e.symbol or '-':<22} "
+              f"{e.action}")
+        print(f"{'':<27}local {_compact(e.local)}  broker {_compact(e.broker)}")
+    print(f"{len(entries)} journal entries")
+    return 0
+
+
+def check(args: argparse.Namespace, app: App) -> int:
+    host = app.open_host(args.config, read_only=True)
+    try:
+        result = make_reconciler(host, dry_run=True).run_cycle()
+    finally:
+        host.close()
+    if result.error or result.plan is None:
+        print(f"recon check: could not complete a cycle: {result.error}")
+        return 2
+    plan = result.plan
+    if args.json:
+        print(json.dumps({"in_sync": plan.is_empty(), "decisions": [asdict(d) for d in plan.decisions],
+                          "fills": [to_dict(f) for f in plan.fills],
+                          "would_write": {"orders": len(plan.changes.orders), "positions": len(plan.changes.positions),
+                                          "ledger": len(plan.changes.ledger), "events": len(plan.changes.events)}},
+                         indent=1, default=str))
+    elif plan.is_empty():
+        print("recon check: local state and broker agree")
+    else:
+        print(f"recon check: {len(plan.decisions)} differences (dry-run: nothing was changed)")
+        for d in plan.decisions:
+            print(f"  [{d.rule}] {d.order_id or d.symbol or '-'}: would {d.action}")
+    return 0 if plan.is_empty() else 1
+
+
+def _text(value: Any) -> str:
+    return "-" if value is None else f"{value:f}" if hasattr(value, "is_nan") else str(value)
+
+
+def _compact(data: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in data.items() if v not in (None, "")) or "-"
+
+
+RECON_COMMAND = Command("recon", "inspect reconciliation: status, journal report, dry-run check", _setup, _run)

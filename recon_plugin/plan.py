@@ -1,0 +1,200 @@
+"""The plan: what one reconciliation cycle would change, why, and which events that causes.
+
+``PlanBuilder`` is the only place the rules write to. It keeps the working copy of the local state
+for the cycle (orders, positions, ledger), so that two changes to one order or one position in the
+same cycle compose, and it turns each decision into a journal entry and, when it is announced, an
+event with a deterministic id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from hostspec.model import (
+    BrokerOrder,
+    ChangeSet,
+    Event,
+    Fill,
+    InstrumentKey,
+    JournalEntry,
+    LedgerEntry,
+    LocalState,
+    Mode,
+    Order,
+    Position,
+    key_str,
+    stable_id,
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The engine's tunables (the ``reconciliation`` config section)."""
+
+    mode: Mode = Mode.PAPER
+    missing_grace_seconds: float = 10.0
+    missing_retries: int = 3
+    max_queries_per_cycle: int = 10
+    external_orders: str = "adopt"  # adopt | report
+    position_mismatch_cycles: int = 2
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the broker said this cycle.
+
+    ``positions`` is None when positions were not fetched (paper mode) or the fetch failed: never
+    read None as "flat". ``queried`` holds the targeted queries made for missing orders, by local
+    order id: the broker's latest state of the order, or None when the broker does not know it.
+    """
+
+    orders: list[BrokerOrder]
+    fetched_at: datetime
+    positions: list[Position] | None = None
+    queried: dict[str, BrokerOrder | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One rule firing: the evidence from both sides and what the plan does about it."""
+
+    rule: str
+    action: str
+    order_id: str | None
+    symbol: str | None
+    local: dict[str, Any]
+    broker: dict[str, Any]
+    discrepancy: bool
+
+
+@dataclass
+class Plan:
+    changes: ChangeSet
+    decisions: list[Decision]
+    fills: list[Fill]
+
+    def is_empty(self) -> bool:
+        """True when local state and broker agree: nothing would change and nothing is reported."""
+        return not self.decisions and self.changes.is_empty()
+
+
+def local_evidence(order: Order | None) -> dict[str, Any]:
+    if order is None:
+        return {}
+    return {"status": order.status.value, "filled_qty": order.filled_qty, "quantity": order.quantity,
+            "broker_order_id": order.broker_order_id, "missing_count": order.missing_count}
+
+
+def broker_evidence(bo: BrokerOrder | None) -> dict[str, Any]:
+    if bo is None:
+        return {"listed": False}
+    return {"status": bo.status.value, "raw_status": bo.raw_status, "filled_qty": bo.filled_qty,
+            "avg_price": str(bo.avg_price), "quantity": bo.quantity, "broker_order_id": bo.broker_order_id}
+
+
+def _canonical(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+class PlanBuilder:
+    """Accumulates one cycle's changes over a working copy of the local state."""
+
+    def __init__(self, state: LocalState, settings: Settings, now: datetime) -> None:
+        self.state = state
+        self.settings = settings
+        self.now = now
+        self.orders: dict[str, Order] = {}  # changed orders, by local id (version = the one read)
+        self.positions: dict[InstrumentKey, Position] = {}
+        self.ledger: dict[str, LedgerEntry] = {}
+        self.replace_positions: list[Position] | None = None
+        self.checkpoint: dict[str, Any] = {}
+        self.decisions: list[Decision] = []
+        self.journal: list[JournalEntry] = []
+        self.events: list[Event] = []
+        self.fills: list[Fill] = []
+        self.queried: dict[str, BrokerOrder | None] = {}
+
+    # -- working state ------------------------------------------------------------------------
+
+    def order(self, order_id: str) -> Order | None:
+        return self.orders.get(order_id) or self.state.orders.get(order_id)
+
+    def applied(self, order_id: str) -> LedgerEntry:
+        return self.ledger.get(order_id) or self.state.ledger.get(order_id) or LedgerEntry(order_id)
+
+    def position(self, key: InstrumentKey) -> Position:
+        return self.positions.get(key) or self.state.positions.get(key) or Position(*key)
+
+    def current_positions(self) -> dict[InstrumentKey, Position]:
+        return {**self.state.positions, **self.positions}
+
+    def update_order(self, order: Order, **changes: Any) -> Order:
+        """Record a change to an order; the stored version stays the one read (the store checks it)."""
+        updated = replace(order, **changes, updated_at=self.now)
+        self.orders[order.order_id] = updated
+        return updated
+
+    def add_fill(self, fill: Fill, ledger: LedgerEntry) -> None:
+        key = (fill.exchange, fill.symbol, fill.product)
+        self.positions[key] = self.position(key).with_fill(fill.side, fill.quantity, fill.value)
+        self.ledger[fill.order_id] = ledger
+        self.fills.append(fill)
+
+    # -- decisions and events -----------------------------------------------------------------
+
+    def decide(self, rule: str, action: str, order: Order | None, bo: BrokerOrder | None,
+               discrepancy: bool = False, symbol: str | None = None,
+               local: dict[str, Any] | None = None, broker: dict[str, Any] | None = None) -> Decision:
+        """Record a rule firing and append it to the journal; ``local``/``broker`` replace the
+        evidence taken from ``order``/``bo`` when the rule is about something else (a position)."""
+        local = local if local is not None else local_evidence(order)
+        broker = broker if broker is not None else broker_evidence(bo)
+        order_id = order.order_id if order else None
+        symbol = symbol or (order.symbol if order else bo.symbol if bo else None)
+        decision = Decision(rule, action, order_id, symbol, local, broker, discrepancy)
+        self.decisions.append(decision)
+        self.journal.append(JournalEntry(
+            entry_id=stable_id("journal", rule, order_id, _canonical(local), _canonical(broker), action),
+            at=self.now, rule=rule, action=action, order_id=order_id, symbol=symbol, local=local, broker=broker))
+        return decision
+
+    def announce(self, kind: str, summary: str, order_id: str | None = None, symbol: str | None = None,
+                 **data: Any) -> Event:
+        """Queue an event for the outbox. Its id is a pure function of its kind and data."""
+        payload = {"order_id": order_id, "symbol": symbol, **data}
+        event = Event(event_id=stable_id(kind, _canonical(payload)), kind=kind, at=self.now,
+                      data={**payload, "summary": summary}, order_id=order_id, symbol=symbol)
+        self.events.append(event)
+        return event
+
+    def report(self, decision: Decision, summary: str) -> Event:
+        """Announce a decision as a ``reconciliation-discrepancy`` event."""
+        return self.announce("reconciliation-discrepancy", summary, decision.order_id, decision.symbol,
+                             rule=decision.rule, action=decision.action,
+                             local=decision.local, broker=decision.broker)
+
+    # -- result -------------------------------------------------------------------------------
+
+    def build(self) -> Plan:
+        positions = self.replace_positions if self.replace_positions is not None else list(self.positions.values())
+        changes = ChangeSet(
+            orders=list(self.orders.values()), positions=positions,
+            replace_positions=self.replace_positions is not None, ledger=list(self.ledger.values()),
+            journal=self.journal, events=self.events, checkpoint=self.checkpoint)
+        if not changes.is_empty():
+            changes.checkpoint = {**self.checkpoint, "last_snapshot_at": self.now.isoformat()}
+        return Plan(changes, self.decisions, self.fills)
+
+
+def position_summary(key: InstrumentKey, local_qty: int, broker_qty: int) -> str:
+    return f"{key_str(key)} local {local_qty} vs broker {broker_qty}"
+
+
+def price_text(value: Decimal) -> str:
+    """A price for a human: at most 4 decimals (rounded half-even, explicitly: the event data keeps
+    the exact figure)."""
+    return f"{value.quantize(Decimal('0.0001')).normalize():f}"

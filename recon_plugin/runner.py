@@ -1,0 +1,322 @@
+"""The reconciler: runs cycles (fetch, plan, apply, publish) on its own thread and asyncio loop.
+
+It knows nothing of the rules (``engine``) or of any broker's format. Each step is guarded: a
+failed fetch skips the cycle (a failure is never an empty book), a store conflict re-plans once,
+and every failure is logged with context (quietly when it repeats), counted and announced.
+It only reads the broker; it never places, modifies or cancels an order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from hostspec.broker import Broker, BrokerError, FailureKind
+from hostspec.model import BrokerOrder, ChangeSet, Event, Mode, OrderStatus, stable_id, utcnow
+from hostspec.store import ConflictError, StateStore, StoreError
+from recon_plugin import signals
+from recon_plugin.engine import orders_to_query, plan_cycle
+from recon_plugin.outbox import Publisher
+from recon_plugin.plan import Decision, Plan, Settings, Snapshot
+from recon_plugin.stats import QuietLog, Stats
+
+log = logging.getLogger("recon")
+
+AUTH_RETRY_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = 60.0
+LOST_REQUERY_SECONDS = 60.0
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did (or, in dry-run, would do)."""
+
+    plan: Plan | None = None
+    writes: int = 0
+    published: int = 0
+    duration_ms: float = 0.0
+    dry_run: bool = False
+    error: str | None = None
+    decisions: list[Decision] = field(default_factory=list)
+
+
+class Reconciler:
+    def __init__(self, broker: Broker, store: StateStore, settings: Settings, interval: float,
+                 dry_run: bool = False, emit: Callable[[Event], None] | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.broker = broker
+        self.store = store
+        self.settings = settings
+        self.interval = interval
+        self.dry_run = dry_run
+        self.emit = emit
+        self.clock = clock
+        self.stats = Stats.from_dict(store.load().checkpoint.get("stats", {}))
+        self.publisher = Publisher(store, self._deliver)
+        self.next_delay = interval
+        self._quiet = QuietLog(log)
+        self._lost_checked: dict[str, float] = {}
+        self._rate_limited = 0
+        self._session_expired = False
+        self._paper_positions_logged = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._started = threading.Event()
+
+    # -- one cycle ------------------------------------------------------------------------------
+
+    def run_cycle(self) -> CycleReport:
+        """One whole cycle, on the calling thread; never raises."""
+        start = time.perf_counter()
+        self._publish()
+        snapshot = self._fetch_guarded()
+        if isinstance(snapshot, CycleReport):
+            return snapshot
+        return self._settle_guarded(snapshot, start)
+
+    def fetch(self) -> Snapshot:
+        """All of a cycle's broker reads: positions (live mode), the order book, targeted queries.
+
+        Positions come first: an order book read after them is at least as new, so a fill between
+        the two reads shows as a transient excess on the local side, never as drift to adopt.
+        """
+        fetched_at = self.clock()
+        positions = None
+        if self.settings.mode is Mode.LIVE:
+            try:
+                positions = self.broker.fetch_positions()
+            except BrokerError as exc:
+                self._record_failure("positions", exc)
+        elif not self._paper_positions_logged:
+            log.info("paper mode: position reconciliation is skipped (positions follow the fills applied)")
+            self._paper_positions_logged = True
+        book = self.broker.fetch_orders()
+        return Snapshot(book, fetched_at, positions, self._query_missing(book, fetched_at))
+
+    def settle(self, snapshot: Snapshot, start: float | None = None) -> CycleReport:
+        """Plan against the current local state, apply in one write, publish. Raises on store errors."""
+        start = start if start is not None else time.perf_counter()
+        for attempt in (1, 2):
+            plan = plan_cycle(self.store.load(), snapshot, self.settings)
+            if self.dry_run:
+                self._log_decisions(plan, "dry-run: would ")
+                return self._finish(CycleReport(plan=plan, dry_run=True), start)
+            changes = plan.changes
+            if not changes.is_empty():
+                changes.events_sent_upto = self.publisher.watermark()
+                changes.checkpoint["stats"] = self.stats.to_dict()
+            try:
+                writes = self.store.apply(changes)
+                break
+            except ConflictError as exc:
+                self.stats.conflicts += 1
+                if attempt == 2:
+                    raise
+                log.info("local state changed while planning (%s); planning again", exc)
+        self.publisher.persisted(changes.events_sent_upto)
+        self._log_decisions(plan, "")
+        self.stats.fills_applied += len(plan.fills)
+        self.stats.store_writes += writes
+        self.stats.discrepancies.update(d.rule for d in plan.decisions)
+        return self._finish(CycleReport(plan=plan, writes=writes, published=self._publish()), start)
+
+    def _fetch_guarded(self) -> Snapshot | CycleReport:
+        try:
+            return self.fetch()
+        except BrokerError as exc:
+            return self._cycle_failed("fetch", exc)
+        except Exception as exc:  # a bug in a broker plugin: still never an empty book
+            return self._cycle_failed("fetch", exc)
+
+    def _settle_guarded(self, snapshot: Snapshot, start: float) -> CycleReport:
+        try:
+            return self.settle(snapshot, start)
+        except Exception as exc:
+            return self._cycle_failed("store" if isinstance(exc, StoreError) else "plan", exc)
+
+    def _finish(self, report: CycleReport, start: float) -> CycleReport:
+        report.duration_ms = (time.perf_counter() - start) * 1000
+        report.decisions = report.plan.decisions if report.plan else []
+        self.stats.cycles += 1
+        self.stats.consecutive_failures = 0
+        self.stats.last_cycle_at = self.clock().isoformat()
+        self.stats.last_cycle_ms = round(report.duration_ms, 3)
+        self._broker_recovered()
+        signals.send_safe(signals.cycle_finished, self, stats=self.stats.to_dict(),
+                          decisions=len(report.decisions), fills=len(report.plan.fills) if report.plan else 0,
+                          writes=report.writes, duration_ms=report.duration_ms, dry_run=report.dry_run,
+                          summary=f"cycle {self.stats.cycles}: {len(report.decisions)} decisions")
+        return report
+
+    # -- targeted queries ---------------------------------------------------------------------------
+
+    def _query_missing(self, book: list[BrokerOrder], now: datetime) -> dict[str, BrokerOrder | None]:
+        state = self.store.load()
+        clock = time.monotonic()
+        lost_due = {oid for oid, o in state.orders.items() if o.status is OrderStatus.LOST
+                    and clock - self._lost_checked.get(oid, float("-inf")) >= LOST_REQUERY_SECONDS}
+        results: dict[str, BrokerOrder | None] = {}
+        for order in orders_to_query(state, book, self.settings, now, lost_due):
+            self._lost_checked[order.order_id] = clock
+            try:
+                history = self.broker.order_history(order.broker_order_id or "")
+            except BrokerError as exc:
+                self._record_failure("query", exc)
+                continue
+            results[order.order_id] = history[-1] if history else None
+        return results
+
+    # -- publishing ---------------------------------------------------------------------------------
+
+    def _deliver(self, event: Event) -> None:
+        signal = signals.BY_KIND.get(event.kind)
+        if signal is not None:
+            signals.send_safe(signal, self, event=event, **event.data)
+        if self.emit is not None:
+            self.emit(event)
+        self.stats.events_published += 1
+
+    def _publish(self) -> int:
+        if self.dry_run:
+            return 0  # a dry run announces nothing
+        try:
+            return self.publisher.publish_pending()
+        except Exception as exc:
+            self._record_failure("publish", exc)
+            return 0
+
+    def _announce_now(self, kind: str, summary: str, **data: object) -> None:
+        """An event about the reconciler itself (not about state): delivered directly, not outboxed."""
+        event = Event(stable_id(kind, summary, time.time_ns()), kind, self.clock(), {**data, "summary": summary})
+        try:
+            self._deliver(event)
+        except Exception:
+            log.exception("delivering %s failed", kind)
+
+    # -- failures and pacing ------------------------------------------------------------------------
+
+    def _record_failure(self, step: str, exc: Exception) -> FailureKind:
+        expected = isinstance(exc, BrokerError | StoreError)
+        kind = exc.kind if isinstance(exc, BrokerError) else FailureKind.TRANSIENT
+        kind_text = kind.value if isinstance(exc, BrokerError) else type(exc).__name__
+        self.stats.failures[f"{step}:{kind_text}"] += 1
+        unexpected = not expected
+        message = f"{type(exc).__name__}: {exc}"
+        if self._quiet.failure(f"{step}:{kind_text}", "%s failed (%s); nothing local changed for this step: %s",
+                               step, kind_text, message, exc_info=unexpected):
+            self._announce_now("reconciliation-error", f"{step} failed ({kind_text}): {message}", step=step,
+                               error_kind=kind_text, message=message,
+                               consecutive=self.stats.consecutive_failures + 1)
+        return kind
+
+    def _cycle_failed(self, step: str, exc: Exception) -> CycleReport:
+        kind = self._record_failure(step, exc)
+        self.stats.cycles_failed += 1
+        self.stats.consecutive_failures += 1
+        self.next_delay = self._delay_after(kind, getattr(exc, "retry_after", None))
+        if kind is FailureKind.AUTH and not self._session_expired:
+            self._session_expired = True
+            log.error("the broker refused the session: log in again (polling every %.0fs until a valid "
+                      "session appears)", self.next_delay)
+            self._announce_now("broker-session-expired", "broker session expired or invalid: log in again",
+                               message=str(exc))
+        return CycleReport(error=f"{step}: {type(exc).__name__}: {exc}")
+
+    def _delay_after(self, kind: FailureKind, retry_after: float | None) -> float:
+        if kind is FailureKind.AUTH:
+            return max(self.interval, AUTH_RETRY_SECONDS)
+        if kind is FailureKind.RATE_LIMIT:
+            self._rate_limited += 1
+            base = max(retry_after or 0.0, self.interval * 2 ** min(self._rate_limited, 5))
+            return min(base, MAX_BACKOFF_SECONDS) * random.uniform(0.8, 1.2)
+        return self.interval
+
+    def _broker_recovered(self) -> None:
+        self.next_delay = self.interval
+        self._rate_limited = 0
+        if self._session_expired:
+            self._session_expired = False
+            log.info("the broker accepts the session again; polling resumed at %.0fs", self.interval)
+        self._quiet.recovered("fetch:", "broker reachable again; reconciliation resumed")
+
+    def _log_decisions(self, plan: Plan, prefix: str) -> None:
+        for d in plan.decisions:
+            level = logging.ERROR if d.rule == "lost" else logging.WARNING if d.rule in _WARN_RULES else logging.DEBUG
+            log.log(level, "%s%s [%s] %s: local %s, broker %s", prefix, d.action, d.rule,
+                    d.order_id or d.symbol or "-", d.local, d.broker)
+
+    # -- the thread ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run cycles every ``next_delay`` seconds on a daemon thread with its own event loop."""
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="recon-loop", daemon=True)
+        self._thread.start()
+        self._started.wait(5)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        self._started.set()
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recon-fetch")
+        try:
+            while not self._stop_event.is_set():
+                await self._cycle(executor)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_event.wait(), self.next_delay)
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _cycle(self, executor: ThreadPoolExecutor) -> None:
+        """Broker reads run on a worker so that a stop request need not wait for a slow broker:
+        the cycle in flight is abandoned before anything is written."""
+        assert self._loop is not None and self._stop_event is not None
+        start = time.perf_counter()
+        self._publish()
+        fetching = self._loop.run_in_executor(executor, self._fetch_guarded)
+        stopping = asyncio.ensure_future(self._stop_event.wait())
+        done, _ = await asyncio.wait({fetching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if fetching not in done:
+            log.info("stopping: abandoned the cycle waiting for the broker; nothing was written")
+            return
+        snapshot = fetching.result()
+        if not isinstance(snapshot, CycleReport):
+            self._settle_guarded(snapshot, start)
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop the loop and join the thread; returns False if it did not end within ``timeout``."""
+        if self._thread is None:
+            return True
+        if self._loop is not None and self._stop_event is not None:
+            with contextlib.suppress(RuntimeError):  # the loop may already be closed
+                self._loop.call_soon_threadsafe(self._stop_event.set)
+        self._thread.join(timeout)
+        stopped = not self._thread.is_alive()
+        if not stopped:
+            log.warning("the reconciliation thread did not stop within %.1fs", timeout)
+        return stopped
+
+    def flush(self) -> None:
+        """Persist the sent watermark and statistics (at shutdown)."""
+        if self.dry_run:
+            return
+        upto = self.publisher.watermark()
+        try:
+            self.store.apply(ChangeSet(events_sent_upto=upto, checkpoint={"stats": self.stats.to_dict()}))
+            self.publisher.persisted(upto)
+        except Exception as exc:
+            log.warning("could not save the reconciler's statistics at shutdown: %s", exc)
+
+
+_WARN_RULES = frozenset({"missing", "reject", "stale-status", "stale-fill", "unknown-status", "terminal-conflict",
+                         "overfill", "implausible-fill", "field-mismatch", "external-reported", "position-drift",
+                         "position-mismatch", "stale-snapshot"})

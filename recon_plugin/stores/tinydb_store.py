@@ -1,0 +1,323 @@
+"""The embedded default state store: one TinyDB file, written atomically, one lock around everything.
+
+TinyDB rewrites its whole file on every write, tears the file when the process is killed mid-write,
+and is not thread-safe. So:
+
+- the storage keeps the data in memory and writes the file only through ``atomic_write``;
+- ``apply`` runs every table operation of a change set inside one storage batch: however many
+  orders, positions, ledger entries, journal entries and events change, the file is written once;
+- every public method holds one ``RLock`` for its whole read-modify-write;
+- one writing process per file (a ``flock``); read-only opens (operator commands) take no lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tinydb import TinyDB
+from tinydb.storages import Storage
+from tinydb.table import Document, Table
+
+from hostspec import hookimpl
+from hostspec.codec import from_dict, to_dict
+from hostspec.model import ChangeSet, Event, JournalEntry, LedgerEntry, LocalState, Order, Position
+from hostspec.store import ConflictError, StoreError
+from recon_plugin.atomicfile import WriterLock, atomic_write, sweep_temp_files
+
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = 1
+META_ID = 1
+
+
+class AtomicJSONStorage(Storage):
+    """TinyDB storage: data held in memory, file replaced atomically; writes inside ``batch()``
+    are coalesced into one file write at the end of the batch."""
+
+    def __init__(self, path: str, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self.writes = 0  # durable file writes made, for tests and benchmarks
+        self._batch_depth = 0
+        self._dirty = False
+        self._data = self._load()
+
+    def _load(self) -> dict[str, Any] | None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise StoreError(f"{self.path} is not readable JSON ({exc}); it was not written by this store "
+                             "or was damaged outside it") from None
+
+    def read(self) -> dict[str, Any] | None:
+        return self._data
+
+    def write(self, data: dict[str, Any]) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.path} is open read-only")
+        self._data = data
+        if self._batch_depth:
+            self._dirty = True
+        else:
+            self._flush()
+
+    def _flush(self) -> None:
+        atomic_write(self.path, json.dumps(self._data, separators=(",", ":")).encode())
+        self.writes += 1
+        self._dirty = False
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Coalesce writes into one. On any error the in-memory data is reloaded from the file, so
+        memory never holds half a change that the file does not."""
+        self._batch_depth += 1
+        try:
+            yield
+            if self._batch_depth == 1 and self._dirty:
+                self._flush()
+        except BaseException:
+            self._dirty = False
+            self._data = self._load()
+            raise
+        finally:
+            self._batch_depth -= 1
+
+    def close(self) -> None:
+        pass
+
+
+class TinyDBStore:
+    """``hostspec.store.StateStore`` on one TinyDB file."""
+
+    name = "tinydb"
+
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._writer_lock: WriterLock | None = None
+        if not read_only:
+            try:
+                self._writer_lock = WriterLock(self.path)
+            except BlockingIOError as exc:
+                raise StoreError(str(exc)) from None
+            swept = sweep_temp_files(self.path)
+            if swept:
+                log.info("removed %d temporary files left by an interrupted writer of %s", swept, self.path)
+        try:
+            self._db = TinyDB(str(self.path), storage=AtomicJSONStorage, read_only=read_only)
+        except BaseException:
+            self._release()
+            raise
+        self._storage: AtomicJSONStorage = self._db.storage  # type: ignore[assignment]
+        self._orders = self._db.table("orders", cache_size=0)
+        self._positions = self._db.table("positions", cache_size=0)
+        self._ledger = self._db.table("ledger", cache_size=0)
+        self._journal = self._db.table("journal", cache_size=0)
+        self._outbox = self._db.table("outbox", cache_size=0)
+        self._meta = self._db.table("meta", cache_size=0)
+        self._generation = 0
+        self._cache: LocalState | None = None
+        self._check_schema()
+        self._reindex()
+
+    # -- housekeeping -----------------------------------------------------------------------------
+
+    def _check_schema(self) -> None:
+        meta = self._meta.get(doc_id=META_ID)
+        if meta is None:
+            if len(self._orders) or len(self._positions):
+                raise StoreError(f"{self.path} has data but no schema version: not a recon-plugin state file")
+            if not self.read_only:
+                self._meta.insert(Document(self._blank_meta(), doc_id=META_ID))
+            return
+        version = meta.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {version}; this version of recon-plugin reads "
+                             f"version {SCHEMA_VERSION} only")
+
+    @staticmethod
+    def _blank_meta() -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "checkpoint": {}, "events_sent_upto": 0,
+                "event_seq": 0, "journal_seq": 0}
+
+    def _meta_doc(self) -> dict[str, Any]:
+        return dict(self._meta.get(doc_id=META_ID) or self._blank_meta())
+
+    def _reindex(self) -> None:
+        """Map natural keys to TinyDB doc ids, so updates touch documents by id, not by query."""
+        self._order_ids = {doc["order_id"]: doc.doc_id for doc in self._orders.all()}
+        self._position_ids = {_position_key(doc): doc.doc_id for doc in self._positions.all()}
+        self._ledger_ids = {doc["order_id"]: doc.doc_id for doc in self._ledger.all()}
+
+    def _release(self) -> None:
+        if self._writer_lock is not None:
+            self._writer_lock.release()
+            self._writer_lock = None
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    @property
+    def writes(self) -> int:
+        """Durable file writes made since this store was opened."""
+        return self._storage.writes
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+            self._release()
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def load(self) -> LocalState:
+        with self._lock:
+            if self._cache is not None:
+                return self._cache
+            meta = self._meta_doc()
+            orders = {doc["order_id"]: from_dict(Order, doc) for doc in self._orders.all()}
+            positions = {p.key: p for p in (from_dict(Position, doc) for doc in self._positions.all())}
+            ledger = {doc["order_id"]: from_dict(LedgerEntry, doc) for doc in self._ledger.all()}
+            self._cache = LocalState(orders, positions, ledger, dict(meta["checkpoint"]),
+                                     meta["events_sent_upto"])
+            return self._cache
+
+    def get_order(self, order_id: str) -> Order | None:
+        with self._lock:
+            doc_id = self._order_ids.get(order_id)
+            doc = self._orders.get(doc_id=doc_id) if doc_id is not None else None
+            return from_dict(Order, doc) if doc is not None else None
+
+    def pending_events(self) -> list[Event]:
+        with self._lock:
+            upto = self._meta_doc()["events_sent_upto"]
+            docs = sorted((d for d in self._outbox.all() if d["seq"] > upto), key=lambda d: d["seq"])
+            return [from_dict(Event, d) for d in docs]
+
+    def journal(self, since: datetime | None = None) -> list[JournalEntry]:
+        with self._lock:
+            entries = sorted((from_dict(JournalEntry, d) for d in self._journal.all()), key=lambda e: e.seq)
+        return [e for e in entries if since is None or e.at >= since]
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    def record_order(self, order: Order) -> Order:
+        with self._lock:
+            self.apply(ChangeSet(orders=[order]))
+            stored = self.get_order(order.order_id)
+            assert stored is not None
+            return stored
+
+    def apply(self, changes: ChangeSet) -> int:
+        with self._lock:
+            if changes.is_empty():
+                return 0
+            if self.read_only:
+                raise StoreError(f"{self.path} is open read-only")
+            self._check_versions(changes.orders)
+            try:
+                with self._storage.batch():
+                    self._write_orders(changes.orders)
+                    self._write_positions(changes.positions, changes.replace_positions)
+                    self._upsert(self._ledger, self._ledger_ids,
+                                 {e.order_id: to_dict(e) for e in changes.ledger})
+                    self._append_and_prune(changes)
+            except StoreError:
+                raise
+            except Exception as exc:
+                raise StoreError(f"writing {self.path} failed: {type(exc).__name__}: {exc}") from exc
+            finally:
+                self._cache = None
+                self._generation += 1
+                if self._storage.read() is not None:
+                    self._reindex()
+            return 1
+
+    def _check_versions(self, orders: list[Order]) -> None:
+        for order in orders:
+            doc_id = self._order_ids.get(order.order_id)
+            stored = self._orders.get(doc_id=doc_id)["version"] if doc_id is not None else None  # type: ignore[index]
+            if (stored is None and order.version != 0) or (stored is not None and stored != order.version):
+                raise ConflictError(f"order {order.order_id} is at version {stored}, the change was based on "
+                                    f"version {order.version}")
+
+    def _write_orders(self, orders: list[Order]) -> None:
+        self._upsert(self._orders, self._order_ids,
+                     {o.order_id: to_dict(replace(o, version=o.version + 1)) for o in orders})
+
+    def _write_positions(self, positions: list[Position], replace_all: bool) -> None:
+        docs = {_position_key(to_dict(p)): to_dict(p) for p in positions}
+        if replace_all:
+            self._positions.truncate()
+            self._position_ids = {}
+        self._upsert(self._positions, self._position_ids, docs)
+
+    @staticmethod
+    def _upsert(table: Table, ids: dict[str, int], docs: dict[str, dict[str, Any]]) -> None:
+        """Insert or replace documents by natural key in two table passes, whatever their number."""
+        existing = {ids[k]: d for k, d in docs.items() if k in ids}
+        new = [d for k, d in docs.items() if k not in ids]
+        if existing:
+            def overwrite(doc: dict[str, Any]) -> None:
+                replacement = by_key[_natural_key(doc)]
+                doc.clear()
+                doc.update(replacement)
+            by_key = {_natural_key(d): d for d in existing.values()}
+            table.update(overwrite, doc_ids=list(existing))
+        if new:
+            for key, doc_id in zip((_natural_key(d) for d in new), table.insert_multiple(new), strict=True):
+                ids[key] = doc_id
+
+    def _append_and_prune(self, changes: ChangeSet) -> None:
+        meta = self._meta_doc()
+        if changes.journal:
+            start = meta["journal_seq"]
+            self._journal.insert_multiple(
+                Document(to_dict(replace(e, seq=start + i)), doc_id=start + i)
+                for i, e in enumerate(changes.journal, 1))
+            meta["journal_seq"] = start + len(changes.journal)
+        if changes.events:
+            start = meta["event_seq"]
+            self._outbox.insert_multiple(
+                Document(to_dict(replace(e, seq=start + i)), doc_id=start + i)
+                for i, e in enumerate(changes.events, 1))
+            meta["event_seq"] = start + len(changes.events)
+        if changes.events_sent_upto is not None and changes.events_sent_upto > meta["events_sent_upto"]:
+            meta["events_sent_upto"] = changes.events_sent_upto
+            sent = [d.doc_id for d in self._outbox.all() if d["seq"] <= changes.events_sent_upto]
+            if sent:
+                self._outbox.remove(doc_ids=sent)
+        if changes.checkpoint:
+            meta["checkpoint"] = {**meta["checkpoint"], **changes.checkpoint}
+        self._meta.update(lambda doc: doc.update(meta), doc_ids=[META_ID])
+
+
+def _position_key(doc: dict[str, Any]) -> str:
+    return f"{doc['exchange']}:{doc['symbol']}:{doc['product']}"
+
+
+def _natural_key(doc: dict[str, Any]) -> str:
+    return doc["order_id"] if "order_id" in doc else _position_key(doc)
+
+
+def open_store(host: Any) -> TinyDBStore:
+    return TinyDBStore(host.config["store"]["path"], read_only=host.read_only)
+
+
+@hookimpl
+def hostspec_register_stores(register: Any) -> None:
+    register("tinydb", open_store)
