@@ -182,7 +182,11 @@ class Reconciler:
         if signal is not None:
             signals.send_safe(signal, self, event=event, **event.data)
         if self.emit is not None:
-            self.emit(event)
+            try:
+                self.emit(event)
+            except Exception:  # the host guards each sink; this guards a host that does not
+                self.stats.failures["sink:" + event.kind] += 1
+                log.exception("event sink raised on %s %s; skipped", event.kind, event.event_id)
         self.stats.events_published += 1
 
     def _publish(self) -> int:
@@ -196,11 +200,7 @@ class Reconciler:
 
     def _announce_now(self, kind: str, summary: str, **data: object) -> None:
         """An event about the reconciler itself (not about state): delivered directly, not outboxed."""
-        event = Event(stable_id(kind, summary, time.time_ns()), kind, self.clock(), {**data, "summary": summary})
-        try:
-            self._deliver(event)
-        except Exception:
-            log.exception("delivering %s failed", kind)
+        self._deliver(Event(stable_id(kind, summary, time.time_ns()), kind, self.clock(), {**data, "summary": summary}))
 
     # -- failures and pacing ------------------------------------------------------------------------
 

@@ -1,0 +1,97 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from hostspec.broker import BrokerError, FailureKind
+from hostspec.model import BrokerOrder, LocalState, Order, OrderStatus, Position, Side
+
+T0 = datetime(2026, 1, 2, 9, 15, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def order(order_id: str = "A", status: OrderStatus = OrderStatus.SUBMITTED, quantity: int = 10,
+          broker_order_id: str | None = "B-A", side: Side = Side.BUY, symbol: str = "INFY",
+          created: float = 0, **changes: Any) -> Order:
+    base = Order(order_id=order_id, exchange="NSE", symbol=symbol, product="CNC", side=side, quantity=quantity,
+                 status=status, created_at=at(created), updated_at=at(created), broker_order_id=broker_order_id)
+    return replace(base, **changes)
+
+
+def broker(status: OrderStatus, filled: int = 0, avg: str = "0", broker_order_id: str = "B-A",
+           quantity: int = 10, side: Side = Side.BUY, symbol: str = "INFY", tag: str | None = None,
+           raw: str | None = None, **changes: Any) -> BrokerOrder:
+    base = BrokerOrder(broker_order_id=broker_order_id, exchange="NSE", symbol=symbol, product="CNC", side=side,
+                       quantity=quantity, status=status, raw_status=raw or status.value, filled_qty=filled,
+                       avg_price=Decimal(avg), tag=tag)
+    return replace(base, **changes)
+
+
+def state(*orders: Order, **kwargs: Any) -> LocalState:
+    return LocalState(orders={o.order_id: o for o in orders}, **kwargs)
+
+
+class ScriptedBroker:
+    """A broker (the ``Broker`` protocol) whose book the test sets directly, and which can be told to
+    fail. For engine and runner tests; the paper and Kite brokers have tests of their own."""
+
+    name = "scripted"
+
+    def __init__(self, book: Sequence[BrokerOrder] = (), positions: Sequence[Position] = ()) -> None:
+        self.book = list(book)
+        self.positions = list(positions)
+        self.failure: BrokerError | Exception | None = None
+        self.calls: list[str] = []
+        self.history: dict[str, list[BrokerOrder]] = {}
+        self.delay = 0.0
+        self._lock = threading.Lock()
+
+    def _call(self, name: str) -> None:
+        with self._lock:
+            self.calls.append(name)
+        if self.delay:
+            threading.Event().wait(self.delay)
+        if self.failure is not None:
+            raise self.failure
+
+    def fetch_orders(self) -> list[BrokerOrder]:
+        self._call("orders")
+        return list(self.book)
+
+    def fetch_positions(self) -> list[Position]:
+        self._call("positions")
+        return list(self.positions)
+
+    def order_history(self, broker_order_id: str) -> list[BrokerOrder]:
+        self._call(f"history:{broker_order_id}")
+        return list(self.history.get(broker_order_id, []))
+
+    def place_order(self, **kwargs: Any) -> str:
+        raise BrokerError("the scripted broker does not take orders", FailureKind.REJECTED)
+
+    def cancel_order(self, broker_order_id: str) -> None:
+        raise BrokerError("the scripted broker does not take orders", FailureKind.REJECTED)
+
+    def close(self) -> None:
+        pass
+
+
+def advance(local: LocalState, changes: Any) -> LocalState:
+    """The local state after a plan's changes, as a store would hold it (without a store)."""
+    orders = dict(local.orders)
+    for o in changes.orders:
+        orders[o.order_id] = replace(o, version=o.version + 1)
+    positions = {} if changes.replace_positions else dict(local.positions)
+    positions.update({p.key: p for p in changes.positions})
+    ledger = {**local.ledger, **{e.order_id: e for e in changes.ledger}}
+    checkpoint = {**local.checkpoint, **changes.checkpoint}
+    return LocalState(orders, positions, ledger, checkpoint, local.events_sent_upto)

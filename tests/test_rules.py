@@ -1,0 +1,345 @@
+"""The plan function, rule by rule: plain data in, plain data out."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from helpers import advance, at, broker, order, state
+
+from hostspec.model import LedgerEntry, Mode, OrderStatus, Position, Side
+from recon_plugin.engine import orders_to_query, plan_cycle
+from recon_plugin.plan import Settings, Snapshot
+
+S = OrderStatus
+
+
+def plan(local, book, now=60.0, positions=None, queried=None, **settings):
+    return plan_cycle(local, Snapshot(list(book), at(now), positions, queried or {}), Settings(**settings))
+
+
+def kinds(p):
+    return [e.kind for e in p.changes.events]
+
+
+def rules(p):
+    return [d.rule for d in p.decisions]
+
+
+def the_order(p, order_id="A"):
+    return next(o for o in p.changes.orders if o.order_id == order_id)
+
+
+# -- the rules table, row by row ------------------------------------------------------------------
+
+@pytest.mark.parametrize("local_status", [S.PENDING, S.SUBMITTED])
+def test_working_at_broker_moves_pending_or_submitted_to_placed(local_status):
+    p = plan(state(order(status=local_status)), [broker(S.PLACED)])
+    assert the_order(p).status is S.PLACED
+    assert kinds(p) == ["order-updated"]
+    assert not p.fills
+
+
+@pytest.mark.parametrize("local_status", [S.PENDING, S.SUBMITTED, S.PLACED, S.PARTIAL])
+def test_filled_at_broker_applies_the_remaining_fill(local_status):
+    applied = LedgerEntry("A", 4, Decimal("400.00")) if local_status is S.PARTIAL else None
+    local = state(order(status=local_status, filled_qty=4 if applied else 0),
+                  ledger={"A": applied} if applied else {},
+                  positions={("NSE", "INFY", "CNC"): Position("NSE", "INFY", "CNC", 4, 4, Decimal("400.00"))}
+                  if applied else {})
+    p = plan(local, [broker(S.FILLED, 10, "103")])
+    fill_qty = 6 if applied else 10
+    assert [f.quantity for f in p.fills] == [fill_qty]
+    assert the_order(p).status is S.FILLED and the_order(p).filled_qty == 10
+    assert p.changes.ledger == [LedgerEntry("A", 10, Decimal("1030"))]
+    assert p.changes.positions[0].quantity == 10
+    assert p.changes.positions[0].buy_value == Decimal("1030")
+    assert "last_snapshot_at" in p.changes.checkpoint  # the checkpoint is written with the fill
+    assert kinds(p) == ["order-filled"]
+
+
+def test_partial_fill_applies_only_the_increment_at_the_inferred_price():
+    local = state(order(status=S.PARTIAL, filled_qty=4), ledger={"A": LedgerEntry("A", 4, Decimal("400"))},
+                  positions={("NSE", "INFY", "CNC"): Position("NSE", "INFY", "CNC", 4, 4, Decimal("400"))})
+    p = plan(local, [broker(S.PLACED, 7, "101.5")])  # cumulative 7 @ 101.5 = 710.5
+    (fill,) = p.fills
+    assert fill.quantity == 3
+    assert fill.value == Decimal("310.5")  # 710.5 - 400, exact
+    assert fill.price == Decimal("103.5")
+    assert the_order(p).status is S.PARTIAL
+    assert p.changes.positions == [Position("NSE", "INFY", "CNC", 7, 7, Decimal("710.5"))]
+    assert kinds(p) == ["order-filled"]
+
+
+def test_cancel_carrying_fills_applies_the_fill_then_cancels():
+    p = plan(state(order(status=S.PLACED)), [broker(S.CANCELLED, 3, "100")])
+    assert [f.quantity for f in p.fills] == [3]
+    assert the_order(p).status is S.CANCELLED
+    assert kinds(p) == ["order-filled", "order-cancelled"]
+
+
+@pytest.mark.parametrize("local_status", [S.PENDING, S.SUBMITTED, S.PLACED])
+def test_rejection_is_announced_and_reported_as_a_discrepancy(local_status):
+    p = plan(state(order(status=local_status)), [broker(S.REJECTED, message="margin")])
+    assert the_order(p).status is S.REJECTED
+    assert kinds(p) == ["order-rejected", "reconciliation-discrepancy"]
+    assert p.changes.events[0].data["reason"] == "margin"
+
+
+def test_one_miss_is_reported_but_changes_no_status():
+    p = plan(state(order(status=S.PLACED)), [])
+    assert the_order(p).status is S.PLACED and the_order(p).missing_count == 1
+    assert kinds(p) == ["reconciliation-discrepancy"]
+    assert rules(p) == ["missing"]
+
+
+# -- sequences -------------------------------------------------------------------------------------
+
+def run_cycles(local, books, start=60.0, step=2.0, **settings):
+    """Feed snapshots one per cycle; returns the final state and every plan."""
+    plans = []
+    for i, book in enumerate(books):
+        p = plan(local, book, now=start + i * step, **settings)
+        plans.append(p)
+        local = advance(local, p.changes)
+    return local, plans
+
+
+def test_partial_fills_then_fill_sum_to_the_order():
+    local, plans = run_cycles(state(order(status=S.SUBMITTED)), [
+        [broker(S.PLACED)], [broker(S.PLACED, 2, "100")], [broker(S.PLACED, 5, "101")],
+        [broker(S.FILLED, 10, "102")]])
+    assert [f.quantity for p in plans for f in p.fills] == [2, 3, 5]
+    assert local.positions[("NSE", "INFY", "CNC")].quantity == 10
+    assert local.positions[("NSE", "INFY", "CNC")].buy_value == Decimal("1020")
+    assert local.orders["A"].status is S.FILLED
+
+
+def test_partial_fill_then_cancel_keeps_only_what_filled():
+    local, _ = run_cycles(state(order(status=S.PLACED)), [
+        [broker(S.PLACED, 4, "100")], [broker(S.CANCELLED, 4, "100")]])
+    assert local.orders["A"].status is S.CANCELLED
+    assert local.positions[("NSE", "INFY", "CNC")].quantity == 4  # not the full 10 (Freqtrade #2383)
+
+
+def test_fill_after_cancel_is_real_and_applied():
+    local, plans = run_cycles(state(order(status=S.PLACED)), [
+        [broker(S.CANCELLED, 0)], [broker(S.CANCELLED, 3, "99")]])
+    assert local.orders["A"].status is S.CANCELLED
+    assert local.positions[("NSE", "INFY", "CNC")].quantity == 3
+    assert plans[1].changes.events[0].data["rule"] == "late-fill"
+
+
+def test_order_reported_cancelled_that_in_fact_filled_becomes_filled():
+    local, _plans = run_cycles(state(order(status=S.PLACED)), [
+        [broker(S.CANCELLED, 0)], [broker(S.FILLED, 10, "100")]])
+    assert local.orders["A"].status is S.FILLED
+    assert local.positions[("NSE", "INFY", "CNC")].quantity == 10
+
+
+def test_stale_open_after_fill_is_reported_once_and_ignored():
+    local, plans = run_cycles(state(order(status=S.PLACED)), [
+        [broker(S.FILLED, 10, "100")], [broker(S.PLACED, 0)], [broker(S.PLACED, 0)], [broker(S.FILLED, 10, "100")]])
+    assert local.orders["A"].status is S.FILLED
+    assert local.positions[("NSE", "INFY", "CNC")].quantity == 10
+    assert rules(plans[1]) == ["stale-fill", "stale-status"]
+    assert plans[2].is_empty()  # the same stale report again: nothing new to say or write
+    assert local.orders["A"].open_discrepancy is None  # cleared once the broker agrees again
+
+
+def test_cumulative_figures_are_not_treated_as_increments():
+    local, plans = run_cycles(state(order(status=S.PLACED)), [[broker(S.PLACED, 5, "100")]] * 4)
+    assert local.positions[("NSE", "INFY", "CNC")].quantity == 5  # LEAN #4014
+    assert sum(len(p.fills) for p in plans) == 1
+    assert all(p.is_empty() for p in plans[1:])
+
+
+def test_unknown_status_never_terminalises_and_is_reported():
+    p = plan(state(order(status=S.PLACED)), [broker(S.UNKNOWN, raw="SOMETHING NEW")])
+    assert rules(p) == ["unknown-status"]
+    assert all(o.status is S.PLACED for o in p.changes.orders)
+    assert "reconciliation-discrepancy" in kinds(p)
+
+
+def test_unknown_status_with_fills_still_applies_them():
+    p = plan(state(order(status=S.PLACED)), [broker(S.UNKNOWN, 4, "100", raw="ODD")])
+    assert [f.quantity for f in p.fills] == [4]
+    assert the_order(p).status is S.PARTIAL
+
+
+def test_terminal_conflict_is_reported_not_applied():
+    p = plan(state(order(status=S.FILLED, filled_qty=10), ledger={"A": LedgerEntry("A", 10, Decimal(1000))}),
+             [broker(S.CANCELLED, 10, "100")])
+    assert rules(p) == ["terminal-conflict"]
+    assert the_order(p).status is S.FILLED
+
+
+def test_overfill_is_applied_as_reported_and_flagged():
+    p = plan(state(order(status=S.PLACED)), [broker(S.FILLED, 12, "100", quantity=10)])
+    assert [f.quantity for f in p.fills] == [12]
+    assert "overfill" in rules(p)
+
+
+def test_fill_without_a_price_waits():
+    p = plan(state(order(status=S.PLACED)), [broker(S.PLACED, 4, "0")])
+    assert not p.fills
+    assert "implausible-fill" in rules(p)
+
+
+def test_modified_quantity_is_adopted():
+    p = plan(state(order(status=S.PLACED)), [broker(S.PLACED, quantity=15)])
+    assert the_order(p).quantity == 15
+    assert rules(p) == ["quantity-modified"]
+
+
+# -- matching, external orders -------------------------------------------------------------------
+
+def test_timed_out_submit_that_went_through_is_found_by_tag():
+    p = plan(state(order(status=S.PENDING, broker_order_id=None)), [broker(S.PLACED, tag="A", broker_order_id="X1")])
+    assert the_order(p).broker_order_id == "X1"
+    assert the_order(p).status is S.PLACED
+    assert "submit-confirmed" in rules(p)
+    assert not any(d.rule.startswith("external") for d in p.decisions)
+
+
+def test_duplicate_submission_with_the_same_tag_is_not_hidden():
+    local = state(order(status=S.PLACED, broker_order_id="X1"))
+    p = plan(local, [broker(S.PLACED, broker_order_id="X1", tag="A"), broker(S.PLACED, broker_order_id="X2", tag="A")])
+    assert rules(p)[0] == "external-adopted"
+    assert {o.order_id for o in p.changes.orders} == {"ext-X2"}
+
+
+def test_external_order_is_adopted_with_its_fills():
+    p = plan(state(), [broker(S.FILLED, 5, "200", broker_order_id="E1", quantity=5, side=Side.SELL)])
+    adopted = the_order(p, "ext-E1")
+    assert adopted.external and adopted.status is S.FILLED and adopted.version == 0
+    assert p.changes.positions[0].quantity == -5
+    assert kinds(p) == ["order-external", "order-filled"]
+
+
+def test_external_order_report_only_mode_reports_once():
+    local, plans = run_cycles(state(), [[broker(S.PLACED, broker_order_id="E1")]] * 3, external_orders="report")
+    assert not local.orders
+    assert [rules(p) for p in plans] == [["external-reported"], [], []]
+
+
+# -- the missing-order ladder --------------------------------------------------------------------
+
+def test_young_orders_are_not_counted_missing():
+    p = plan(state(order(status=S.SUBMITTED, created=55)), [], now=60, missing_grace_seconds=10)
+    assert p.is_empty()
+
+
+def test_missing_ladder_queries_after_the_retries_then_marks_lost():
+    local, _plans = run_cycles(state(order(status=S.PLACED)), [[], []])
+    assert local.orders["A"].missing_count == 2
+    settings = Settings()
+    due = orders_to_query(local, [], settings, at(70), set())
+    assert [o.order_id for o in due] == ["A"]
+    p = plan(local, [], now=70, queried={"A": None})
+    assert the_order(p).status is S.LOST
+    assert rules(p) == ["lost"]
+
+
+def test_targeted_query_that_finds_the_order_applies_what_the_broker_says():
+    local, _ = run_cycles(state(order(status=S.PLACED)), [[], []])
+    p = plan(local, [], now=70, queried={"A": broker(S.FILLED, 10, "100")})
+    assert the_order(p).status is S.FILLED and the_order(p).missing_count == 0
+    assert [f.quantity for f in p.fills] == [10]
+
+
+def test_lost_order_is_found_again_when_the_broker_lists_it():
+    local, _ = run_cycles(state(order(status=S.PLACED)), [[], []])
+    local = advance(local, plan(local, [], now=70, queried={"A": None}).changes)
+    assert local.orders["A"].status is S.LOST
+    quiet = plan(local, [], now=72)
+    assert quiet.is_empty()  # LOST keeps being checked without rewriting anything
+    p = plan(local, [broker(S.PARTIAL, 3, "100")], now=74)
+    assert the_order(p).status is S.PARTIAL
+    assert "found" in rules(p)
+
+
+def test_order_never_acknowledged_becomes_lost_after_the_retries_without_a_query():
+    local, plans = run_cycles(state(order(status=S.PENDING, broker_order_id=None)), [[], [], []])
+    assert local.orders["A"].status is S.LOST
+    assert [rules(p) for p in plans] == [["missing"], ["missing"], ["lost"]]
+
+
+def test_query_cap_per_cycle():
+    orders = [order(f"O{i}", status=S.PLACED, broker_order_id=f"B{i}", missing_count=2) for i in range(25)]
+    due = orders_to_query(state(*orders), [], Settings(max_queries_per_cycle=10), at(60), set())
+    assert len(due) == 10
+
+
+def test_terminal_local_orders_missing_from_the_book_are_left_alone():
+    p = plan(state(order(status=S.FILLED, filled_qty=10)), [])
+    assert p.is_empty()
+
+
+# -- positions --------------------------------------------------------------------------------
+
+KEY = ("NSE", "INFY", "CNC")
+
+
+def test_position_drift_must_persist_before_a_rebuild_in_live_mode():
+    local = state(positions={KEY: Position(*KEY, 5, 5, Decimal(500))})
+    broker_pos = [Position(*KEY, 8, 8, Decimal(800))]
+    first = plan(local, [], positions=broker_pos, mode=Mode.LIVE)
+    assert rules(first) == ["position-mismatch"] and not first.changes.replace_positions
+    local = advance(local, first.changes)
+    second = plan(local, [], now=62, positions=broker_pos, mode=Mode.LIVE)
+    assert rules(second) == ["position-drift"]
+    assert second.changes.replace_positions and second.changes.positions == broker_pos
+    (event,) = second.changes.events
+    assert event.kind == "position-synced"
+    assert event.data["differences"] == [{"key": "NSE:INFY:CNC", "local": 5, "broker": 8, "delta": 3}]
+
+
+def test_transient_position_difference_is_not_adopted():
+    local = state(positions={KEY: Position(*KEY, 5, 5, Decimal(500))})
+    first = plan(local, [], positions=[Position(*KEY, 8)], mode=Mode.LIVE)
+    local = advance(local, first.changes)
+    second = plan(local, [], now=62, positions=[Position(*KEY, 5)], mode=Mode.LIVE)
+    assert not second.changes.replace_positions
+    assert second.changes.checkpoint["position_watch"] == {}
+
+
+def test_positions_are_not_reconciled_in_paper_mode_or_without_a_fetch():
+    local = state(positions={KEY: Position(*KEY, 5)})
+    assert plan(local, [], positions=[Position(*KEY, 8)], mode=Mode.PAPER).is_empty()
+    assert plan(local, [], positions=None, mode=Mode.LIVE).is_empty()  # failed fetch is not "flat"
+
+
+# -- determinism and staleness ------------------------------------------------------------------
+
+def test_the_same_inputs_give_the_same_plan_and_event_ids():
+    local = state(order(status=S.PLACED))
+    a = plan(local, [broker(S.FILLED, 10, "100")])
+    b = plan(local, [broker(S.FILLED, 10, "100")])
+    assert [e.event_id for e in a.changes.events] == [e.event_id for e in b.changes.events]
+    assert [f.fill_id for f in a.fills] == [f.fill_id for f in b.fills]
+
+
+def test_fill_id_is_a_function_of_order_and_cumulative_quantity():
+    one = plan(state(order(status=S.PLACED)), [broker(S.FILLED, 10, "100")], now=60)
+    two = plan(state(order(status=S.PLACED)), [broker(S.FILLED, 10, "100")], now=99)
+    assert one.fills[0].fill_id == two.fills[0].fill_id
+    assert one.changes.events[0].event_id == two.changes.events[0].event_id
+
+
+def test_snapshot_older_than_the_last_applied_is_ignored():
+    local = state(order(status=S.PLACED), checkpoint={"last_snapshot_at": at(100).isoformat()})
+    p = plan(local, [broker(S.FILLED, 10, "100")], now=90)
+    assert rules(p) == ["stale-snapshot"]
+    assert p.changes.is_empty()
+
+
+def test_in_sync_book_gives_an_empty_plan():
+    local = state(order(status=S.PARTIAL, filled_qty=4), ledger={"A": LedgerEntry("A", 4, Decimal(400))})
+    assert plan(local, [broker(S.PLACED, 4, "100")]).is_empty()
+
+
+def test_non_terminating_average_keeps_exact_value():
+    p = plan(state(order(status=S.PLACED, quantity=3)), [broker(S.FILLED, 3, "100.01", quantity=3)])
+    assert p.changes.positions[0].buy_value == Decimal("300.03")
+    assert p.changes.ledger[0].filled_value == Decimal("300.03")
