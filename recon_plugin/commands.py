@@ -7,12 +7,15 @@ import json
 import re
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+from hostspec.broker import BrokerError
 from hostspec.codec import to_dict
 from hostspec.commands import Command
 from hostspec.host import App
 from hostspec.model import key_str, utcnow
+from hostspec.store import StoreError
 from recon_plugin.plugin import make_reconciler
 
 
@@ -72,7 +75,7 @@ def status(args: argparse.Namespace, app: App) -> int:
     print(f"positions ({len(state.positions)}):")
     for p in sorted(state.positions.values(), key=lambda p: p.key):
         print(f"  {key_str(p.key):<24} {p.quantity:>8}  avg {_text(p.average_price())}  "
-              f"(bought {p.buy_qty} for {p.buy_value}, sold {p.sell_qty} for {p.sell_value})")
+              f"(bought {p.buy_qty} for {_text(p.buy_value)}, sold {p.sell_qty} for {_text(p.sell_value)})")
     print("statistics (as of the last write):")
     if not stats:
         print("  none yet")
@@ -105,7 +108,11 @@ def report(args: argparse.Namespace, app: App) -> int:
 
 
 def check(args: argparse.Namespace, app: App) -> int:
-    host = app.open_host(args.config, read_only=True)
+    try:
+        host = app.open_host(args.config, read_only=True)
+    except (BrokerError, StoreError) as exc:
+        print(f"recon check: could not complete a cycle: cannot open the broker or store: {exc}")
+        return 2
     try:
         result = make_reconciler(host, dry_run=True).run_cycle()
     finally:
@@ -130,7 +137,10 @@ def check(args: argparse.Namespace, app: App) -> int:
 
 
 def _text(value: Any) -> str:
-    return "-" if value is None else f"{value:f}" if hasattr(value, "is_nan") else str(value)
+    """A Decimal without trailing zeros (same value, shorter text); anything else as is."""
+    if value is None:
+        return "-"
+    return f"{value.normalize():f}" if isinstance(value, Decimal) else str(value)
 
 
 def _compact(data: dict[str, Any]) -> str:

@@ -140,27 +140,29 @@ def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrde
                    f"({after.filled_qty}/{after.quantity}, {after.status}) [{rule}]",
                    after.order_id, after.symbol, **base, rule=rule, fill_id=fill.fill_id,
                    fill_qty=fill.quantity, fill_price=str(fill.price), fill_value=str(fill.value))
+    linked = before.broker_order_id is None and after.broker_order_id is not None
     if after.status is before.status:
-        if not fill and (after.broker_order_id, after.quantity) != (before.broker_order_id, before.quantity):
-            rule = "submit-confirmed" if after.broker_order_id != before.broker_order_id else "quantity-modified"
-            b.announce("order-updated", f"{who} {after.status} (broker id {after.broker_order_id}) [{rule}]",
+        if not fill and (linked or after.quantity != before.quantity):
+            rule = "submit-confirmed" if linked else "quantity-modified"
+            b.announce("order-updated", f"{who} {after.status}, broker id {after.broker_order_id} [{rule}]",
                        after.order_id, after.symbol, **base, rule=rule)
         return
     if after.status is S.CANCELLED:
         b.decide("cancel", f"{before.status} -> CANCELLED with {after.filled_qty} filled", before, bo, True)
-        b.announce("order-cancelled", f"{who} cancelled at the broker ({after.filled_qty}/{after.quantity} filled)",
-                   after.order_id, after.symbol, **base, rule="cancel")
+        b.announce("order-cancelled", f"{who} cancelled at the broker ({after.filled_qty}/{after.quantity} "
+                   "filled) [cancel]", after.order_id, after.symbol, **base, rule="cancel")
     elif after.status is S.REJECTED:
-        decision = b.decide("reject", f"{before.status} -> REJECTED: {bo.message or 'no reason given'}",
-                            before, bo, True)
-        b.announce("order-rejected", f"{who} rejected: {bo.message or 'no reason given'}",
-                   after.order_id, after.symbol, **base, rule="reject", reason=bo.message)
+        reason = bo.message or "no reason given"
+        decision = b.decide("reject", f"{before.status} -> REJECTED: {reason}", before, bo, True)
+        b.announce("order-rejected", f"{who} rejected: {reason} [reject]", after.order_id, after.symbol, **base,
+                   rule="reject", reason=bo.message)
         b.report(decision, f"{after.order_id} rejected at the broker while local said {before.status}")
     elif not (fill and after.status in (S.PARTIAL, S.FILLED)):
-        rule = "found" if before.status is S.LOST else "cancel-was-fill" if before.status.is_terminal else "ack"
+        rule = ("found" if before.status is S.LOST else "cancel-was-fill" if before.status.is_terminal
+                else "submit-confirmed" if linked else "ack")
         b.decide(rule, f"{before.status} -> {after.status}", before, bo, discrepancy=True)
-        b.announce("order-updated", f"{who} {before.status} -> {after.status}", after.order_id, after.symbol,
-                   **base, rule=rule)
+        b.announce("order-updated", f"{who} {before.status} -> {after.status} [{rule}]", after.order_id,
+                   after.symbol, **base, rule=rule)
 
 
 def reconcile_missing(b: PlanBuilder, order: Order) -> None:

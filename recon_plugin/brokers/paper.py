@@ -182,13 +182,21 @@ class PaperExchange:
                 self._save(self._account)
 
     def fetch_orders(self) -> list[BrokerOrder]:
+        return self.book_at(utcnow())
+
+    def book_at(self, when: datetime) -> list[BrokerOrder]:
+        """The order book as it was (or will be) at ``when``, given the orders placed so far."""
         with self._lock:
-            tick = self.tick_at(utcnow())
+            tick = self.tick_at(when)
             return [self._state(bid, o, tick) for bid, o in self._account["orders"].items()]
 
     def fetch_positions(self) -> list[Position]:
+        return self.positions_at(utcnow())
+
+    def positions_at(self, when: datetime) -> list[Position]:
+        """Net positions from every fill up to ``when``."""
         positions: dict[tuple[str, str, str], Position] = {}
-        for bo in self.fetch_orders():
+        for bo in self.book_at(when):
             if bo.filled_qty:
                 current = positions.get(bo.key) or Position(*bo.key)
                 positions[bo.key] = current.with_fill(bo.side, bo.filled_qty, bo.avg_price * bo.filled_qty)

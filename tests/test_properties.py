@@ -1,0 +1,109 @@
+"""Property: whatever order, repetition or staleness the broker's reports arrive in, after every
+cycle fills are applied exactly once, filled quantities and statuses never regress, nothing is
+applied that the broker never said, and the final true report brings local state exactly there."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from helpers import advance, at, broker, order, state
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hostspec.model import OrderStatus, Position, Side
+from recon_plugin.engine import plan_cycle
+from recon_plugin.plan import Settings, Snapshot
+from recon_plugin.rules import effective_status
+
+S = OrderStatus
+
+
+@st.composite
+def order_history(draw, index: int):
+    """One order's true life at the broker: a list of cumulative reports, oldest first."""
+    quantity = draw(st.integers(1, 50))
+    side = draw(st.sampled_from([Side.BUY, Side.SELL]))
+    bid = f"B{index}"
+    reports = [broker(S.SUBMITTED, broker_order_id=bid, quantity=quantity, side=side),
+               broker(S.PLACED, broker_order_id=bid, quantity=quantity, side=side)]
+    if draw(st.booleans()) and index % 3 == 0:
+        return quantity, side, [*reports, broker(S.REJECTED, broker_order_id=bid, quantity=quantity, side=side)]
+    filled, value = 0, Decimal(0)
+    for _ in range(draw(st.integers(0, 4))):
+        if filled >= quantity:
+            break
+        step = draw(st.integers(1, quantity - filled))
+        price = Decimal(draw(st.integers(9000, 11000))) / 100
+        filled, value = filled + step, value + price * step
+        avg = (value / filled).quantize(Decimal("0.000001"))  # a broker reports a rounded average
+        reports.append(broker(S.PLACED, filled, str(avg), broker_order_id=bid, quantity=quantity, side=side))
+    final = S.FILLED if filled == quantity else draw(st.sampled_from([S.CANCELLED, S.PLACED]))
+    last = reports[-1]
+    reports.append(broker(final, last.filled_qty, str(last.avg_price), broker_order_id=bid, quantity=quantity,
+                          side=side))
+    return quantity, side, reports
+
+
+@st.composite
+def scenario(draw):
+    histories = [draw(order_history(i)) for i in range(draw(st.integers(1, 4)))]
+    deliveries = []
+    for _ in range(draw(st.integers(1, 12))):
+        book = []
+        for _, _, reports in histories:
+            choice = draw(st.integers(-1, len(reports) - 1))  # -1: left out of this snapshot
+            if choice >= 0:
+                report = reports[choice]
+                if draw(st.integers(0, 9)) == 0:  # now and then a status the plugin could not map
+                    report = broker(S.UNKNOWN, report.filled_qty, str(report.avg_price),
+                                    broker_order_id=report.broker_order_id, quantity=report.quantity,
+                                    side=report.side, raw="SOMETHING NEW")
+                book.append(report)
+        deliveries.append(book)
+    deliveries.append([reports[-1] for _, _, reports in histories])  # the truth, at last
+    return histories, deliveries
+
+
+def positions_from_ledger(local):
+    expected: dict[tuple[str, str, str], Position] = {}
+    for order_id, entry in local.ledger.items():
+        o = local.orders[order_id]
+        expected[o.key] = (expected.get(o.key) or Position(*o.key)).with_fill(o.side, entry.filled_qty,
+                                                                              entry.filled_value)
+    return expected
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario())
+def test_invariants_hold_after_every_cycle(case):
+    histories, deliveries = case
+    local = state(*[order(f"O{i}", status=S.SUBMITTED, broker_order_id=f"B{i}", quantity=q, side=side)
+                    for i, (q, side, _) in enumerate(histories)])
+    max_true_filled = {f"O{i}": max(r.filled_qty for r in reports) for i, (_, _, reports) in enumerate(histories)}
+    terminal_said = {f"O{i}": set() for i in range(len(histories))}
+    for cycle, book in enumerate(deliveries):
+        for report in book:
+            terminal_said[f"O{report.broker_order_id[1:]}"].add(report.status)
+        before = local
+        plan = plan_cycle(local, Snapshot(book, at(100 + cycle)), Settings(missing_grace_seconds=0))
+        local = advance(local, plan.changes)
+        assert local.positions == positions_from_ledger(local)  # every fill applied exactly once
+        for order_id, o in local.orders.items():
+            prior = before.orders[order_id]
+            entry = local.ledger.get(order_id)
+            applied = entry.filled_qty if entry else 0
+            prior_applied = before.ledger[order_id].filled_qty if order_id in before.ledger else 0
+            assert applied >= prior_applied  # filled never decreases
+            assert applied <= max_true_filled[order_id]  # nothing the broker never said
+            assert o.filled_qty == applied
+            if o.status is not prior.status and prior.status is not S.LOST:
+                assert o.status.rank > prior.status.rank or o.status is S.FILLED  # forward only
+            if o.status.is_terminal:
+                assert o.status in terminal_said[order_id]  # never terminalised on an unknown status
+    for i, (_, _, reports) in enumerate(histories):
+        truth, o = reports[-1], local.orders[f"O{i}"]
+        assert local.ledger.get(o.order_id, None) is None or local.ledger[o.order_id].filled_qty == truth.filled_qty
+        assert o.filled_qty == truth.filled_qty
+        assert o.status is effective_status(truth)
+        if truth.filled_qty:
+            assert local.ledger[o.order_id].filled_value == truth.avg_price * truth.filled_qty
