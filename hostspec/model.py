@@ -294,7 +294,7 @@ class ChangeSet:
 
     - ``orders``: upserts. An order's ``version`` is the version this change was based on; the store
       refuses the whole set (``ConflictError``) if any stored order has moved on since.
-    - ``positions``: upserts; with ``replace_positions`` they replace every local position.
+    - ``positions``: upserts, by (exchange, symbol, product).
     - ``ledger``, ``journal``, ``events``: the ledger entries to set, the journal entries and
       outbox events to append (the store assigns their ``seq``).
     - ``events_sent_upto``: advance the outbox watermark; events at or below it may be pruned.
@@ -303,7 +303,6 @@ class ChangeSet:
 
     orders: list[Order] = field(default_factory=list)
     positions: list[Position] = field(default_factory=list)
-    replace_positions: bool = False
     ledger: list[LedgerEntry] = field(default_factory=list)
     journal: list[JournalEntry] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -311,5 +310,5 @@ class ChangeSet:
     checkpoint: dict[str, Any] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
-        return not (self.orders or self.positions or self.replace_positions or self.ledger or self.journal
+        return not (self.orders or self.positions or self.ledger or self.journal
                     or self.events or self.events_sent_upto is not None or self.checkpoint)

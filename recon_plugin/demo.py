@@ -34,7 +34,7 @@ SCENARIOS = ("normal", "normal", "never-sent", "response-lost", "external", "can
 CANCEL_AFTER_SECONDS = 3.0
 
 SCHEMA: Schema = {
-    "enabled": Option(bool, False, "run the demo order flow (paper runs only)"),
+    "enabled": Option(bool, False, "run the demo order flow (paper or simulated Kite only)"),
     "orders": Option(int, 10, "how many orders to place", minimum=0),
     "interval_seconds": Option(float, 1.5, "seconds between orders", minimum=0.01),
     "seed": Option(int, 11, "seed for symbols, sides and quantities"),
@@ -141,8 +141,9 @@ def hostspec_startup(host: Host) -> None:
     section = host.config.section("demo")
     if not section["enabled"]:
         return
-    if host.config["broker"]["name"] != "paper":
-        log.warning("the demo order flow runs against the paper broker only; not started")
+    simulated = host.config["broker"]["name"] == "kite" and host.config.section("broker.kite").get("simulate")
+    if host.config["broker"]["name"] != "paper" and not simulated:
+        log.warning("the demo order flow runs against the paper broker or a simulated Kite only; not started")
         return
     flow = DemoFlow(host, section)
     _flows[id(host)] = flow

@@ -110,7 +110,6 @@ class PlanBuilder:
         self.orders: dict[str, Order] = {}  # changed orders, by local id (version = the one read)
         self.positions: dict[InstrumentKey, Position] = {}
         self.ledger: dict[str, LedgerEntry] = {}
-        self.replace_positions: list[Position] | None = None
         self.checkpoint: dict[str, Any] = {}
         self.decisions: list[Decision] = []
         self.journal: list[JournalEntry] = []
@@ -180,10 +179,9 @@ class PlanBuilder:
     # -- result -------------------------------------------------------------------------------
 
     def build(self) -> Plan:
-        positions = self.replace_positions if self.replace_positions is not None else list(self.positions.values())
         changes = ChangeSet(
-            orders=list(self.orders.values()), positions=positions,
-            replace_positions=self.replace_positions is not None, ledger=list(self.ledger.values()),
+            orders=list(self.orders.values()), positions=list(self.positions.values()),
+            ledger=list(self.ledger.values()),
             journal=self.journal, events=self.events, checkpoint=self.checkpoint)
         if not changes.is_empty():
             changes.checkpoint = {**self.checkpoint, "last_snapshot_at": self.now.isoformat()}

@@ -234,9 +234,9 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> Non
     """Live mode: compare net quantities per (exchange, symbol, product), after this cycle's fills.
 
     A mismatch must be seen in ``position_mismatch_cycles`` consecutive cycles with the same figures
-    before local positions are rebuilt from the broker's: positions and orders are fetched at
-    different instants, and a fill between the two must not be mistaken for drift (adopting the
-    broker's figure and then applying the same fill from the order book would count it twice).
+    before that position is rebuilt from the broker's: positions and orders are fetched at different
+    instants, and a fill between the two must not be mistaken for drift. Only the keys whose mismatch
+    persisted are rebuilt; the broker's figures for other keys may predate this cycle's fills.
     """
     local = b.current_positions()
     broker = {p.key: p for p in broker_positions}
@@ -244,33 +244,31 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> Non
              for key in local.keys() | broker.keys()}
     diffs = {key: q for key, q in diffs.items() if q[0] != q[1]}
     watch = b.state.checkpoint.get("position_watch", {})
-    if not diffs:
-        if watch:
-            b.checkpoint["position_watch"] = {}
-        return
     new_watch = {}
     for key, (local_qty, broker_qty) in diffs.items():
         seen = watch.get(key_str(key))
         same = seen and seen["local"] == local_qty and seen["broker"] == broker_qty
         new_watch[key_str(key)] = {"local": local_qty, "broker": broker_qty,
                                    "cycles": seen["cycles"] + 1 if same else 1}
-    if max(w["cycles"] for w in new_watch.values()) < b.settings.position_mismatch_cycles:
-        if new_watch != watch:
-            b.checkpoint["position_watch"] = new_watch
-            for key, (local_qty, broker_qty) in sorted(diffs.items()):
-                b.decide("position-mismatch", "watching: rebuilt if it persists", None, None, True,
-                         symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
+    drifted = sorted(k for k in diffs if new_watch[key_str(k)]["cycles"] >= b.settings.position_mismatch_cycles)
+    for key in drifted:
+        del new_watch[key_str(key)]
+    if new_watch != watch:
+        b.checkpoint["position_watch"] = new_watch
+    for key, (local_qty, broker_qty) in sorted(diffs.items()):
+        if key not in drifted and watch.get(key_str(key)) is None:
+            b.decide("position-mismatch", "watching: rebuilt if it persists", None, None, True,
+                     symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
+    if not drifted:
         return
     differences = []
-    for key, (local_qty, broker_qty) in sorted(diffs.items()):
+    for key in drifted:
+        local_qty, broker_qty = diffs[key]
         b.decide("position-drift", f"local {local_qty} -> broker {broker_qty}", None, None, True,
                  symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
+        b.positions[key] = broker.get(key) or Position(*key)
         differences.append({"key": key_str(key), "local": local_qty, "broker": broker_qty,
                             "delta": broker_qty - local_qty})
-    b.replace_positions = list(broker_positions)
-    b.checkpoint["position_watch"] = {}
-    b.announce("position-synced", "positions rebuilt from the broker: "
-               + "; ".join(position_summary(tuple(d["key"].split(":")), d["local"], d["broker"])  # type: ignore[arg-type]
-                           for d in differences),
-               differences=differences, broker_quantities={key_str(k): p.quantity for k, p in broker.items()})
-
+    b.announce("position-synced", "positions rebuilt from the broker: " + "; ".join(
+        position_summary(key, diffs[key][0], diffs[key][1]) for key in drifted),
+        differences=differences, broker_quantities={key_str(k): p.quantity for k, p in broker.items()})

@@ -90,7 +90,7 @@ def advance(local: LocalState, changes: Any) -> LocalState:
     orders = dict(local.orders)
     for o in changes.orders:
         orders[o.order_id] = replace(o, version=o.version + 1)
-    positions = {} if changes.replace_positions else dict(local.positions)
+    positions = dict(local.positions)
     positions.update({p.key: p for p in changes.positions})
     ledger = {**local.ledger, **{e.order_id: e for e in changes.ledger}}
     checkpoint = {**local.checkpoint, **changes.checkpoint}

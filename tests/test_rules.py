@@ -285,11 +285,11 @@ def test_position_drift_must_persist_before_a_rebuild_in_live_mode():
     local = state(positions={KEY: Position(*KEY, 5, 5, Decimal(500))})
     broker_pos = [Position(*KEY, 8, 8, Decimal(800))]
     first = plan(local, [], positions=broker_pos, mode=Mode.LIVE)
-    assert rules(first) == ["position-mismatch"] and not first.changes.replace_positions
+    assert rules(first) == ["position-mismatch"] and not first.changes.positions
     local = advance(local, first.changes)
     second = plan(local, [], now=62, positions=broker_pos, mode=Mode.LIVE)
     assert rules(second) == ["position-drift"]
-    assert second.changes.replace_positions and second.changes.positions == broker_pos
+    assert second.changes.positions == broker_pos
     (event,) = second.changes.events
     assert event.kind == "position-synced"
     assert event.data["differences"] == [{"key": "NSE:INFY:CNC", "local": 5, "broker": 8, "delta": 3}]
@@ -300,8 +300,25 @@ def test_transient_position_difference_is_not_adopted():
     first = plan(local, [], positions=[Position(*KEY, 8)], mode=Mode.LIVE)
     local = advance(local, first.changes)
     second = plan(local, [], now=62, positions=[Position(*KEY, 5)], mode=Mode.LIVE)
-    assert not second.changes.replace_positions
+    assert not second.changes.positions
     assert second.changes.checkpoint["position_watch"] == {}
+
+
+def test_only_the_drifted_position_is_rebuilt():
+    other = ("NSE", "TCS", "CNC")
+    local = state(positions={KEY: Position(*KEY, 5), other: Position(*other, 2, 2, Decimal(20))})
+    broker_pos = [Position(*KEY, 8), Position(*other, 1)]  # TCS differs only this once (a fill in between)
+    local = advance(local, plan(local, [], positions=[Position(*KEY, 8), Position(*other, 2)], mode=Mode.LIVE).changes)
+    p = plan(local, [], now=62, positions=broker_pos, mode=Mode.LIVE)
+    assert [pos.key for pos in p.changes.positions] == [KEY]
+    assert p.changes.checkpoint["position_watch"] == {"NSE:TCS:CNC": {"local": 2, "broker": 1, "cycles": 1}}
+
+
+def test_a_position_the_broker_no_longer_has_is_rebuilt_flat():
+    local = advance(state(positions={KEY: Position(*KEY, 5)}),
+                    plan(state(positions={KEY: Position(*KEY, 5)}), [], positions=[], mode=Mode.LIVE).changes)
+    p = plan(local, [], now=62, positions=[], mode=Mode.LIVE)
+    assert p.changes.positions == [Position(*KEY)]
 
 
 def test_positions_are_not_reconciled_in_paper_mode_or_without_a_fetch():

@@ -74,12 +74,6 @@ def test_outbox_watermark_prunes_sent_events(store):
     assert sorted(int(k) for k in raw["outbox"]) == [4, 5]
 
 
-def test_replace_positions_drops_the_old_ones(store):
-    store.apply(ChangeSet(positions=[Position("NSE", "A", "CNC", 1), Position("NSE", "B", "CNC", 2)]))
-    store.apply(ChangeSet(positions=[Position("NSE", "C", "CNC", 3)], replace_positions=True))
-    assert list(store.load().positions) == [("NSE", "C", "CNC")]
-
-
 def test_second_writer_is_refused_and_read_only_readers_are_not(store, tmp_path):
     store.record_order(order("A"))
     with pytest.raises(StoreError, match="in use by another writer"):

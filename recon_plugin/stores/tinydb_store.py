@@ -232,7 +232,8 @@ class TinyDBStore:
             try:
                 with self._storage.batch():
                     self._write_orders(changes.orders)
-                    self._write_positions(changes.positions, changes.replace_positions)
+                    self._upsert(self._positions, self._position_ids,
+                                 {_position_key(d): d for d in map(to_dict, changes.positions)})
                     self._upsert(self._ledger, self._ledger_ids,
                                  {e.order_id: to_dict(e) for e in changes.ledger})
                     self._append_and_prune(changes)
@@ -258,13 +259,6 @@ class TinyDBStore:
     def _write_orders(self, orders: list[Order]) -> None:
         self._upsert(self._orders, self._order_ids,
                      {o.order_id: to_dict(replace(o, version=o.version + 1)) for o in orders})
-
-    def _write_positions(self, positions: list[Position], replace_all: bool) -> None:
-        docs = {_position_key(to_dict(p)): to_dict(p) for p in positions}
-        if replace_all:
-            self._positions.truncate()
-            self._position_ids = {}
-        self._upsert(self._positions, self._position_ids, docs)
 
     @staticmethod
     def _upsert(table: Table, ids: dict[str, int], docs: dict[str, dict[str, Any]]) -> None:

@@ -1,0 +1,98 @@
+"""Kite Connect's order statuses, and its order and position records, in the canonical model.
+
+The map is declarative and complete for every status Kite documents or has been seen sending. A
+status not in it maps to UNKNOWN: reported by the engine, never terminal. Kite has no PARTIAL
+status: a partially filled order is OPEN with ``0 < filled_quantity < quantity`` (the engine makes
+that PARTIAL), and a CANCELLED order may carry fills.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from hostspec.model import BrokerOrder, OrderStatus, Position, Side
+
+S = OrderStatus
+
+STATUS_MAP: dict[str, OrderStatus] = {
+    # received, being validated, on its way to the exchange
+    "PUT ORDER REQ RECEIVED": S.SUBMITTED,
+    "PUT ORDER REQUEST RECEIVED": S.SUBMITTED,  # the docs' spelling
+    "AMO REQ RECEIVED": S.SUBMITTED,  # after-market order, waits for the open
+    "VALIDATION PENDING": S.SUBMITTED,
+    "OPEN PENDING": S.SUBMITTED,
+    # working at the exchange (OPEN is also the status of a partially filled order)
+    "OPEN": S.PLACED,
+    "TRIGGER PENDING": S.PLACED,
+    # a modification or cancellation of a working order, in flight: still working until it lands
+    "MODIFY VALIDATION PENDING": S.PLACED,
+    "MODIFY PENDING": S.PLACED,
+    "MODIFIED": S.PLACED,
+    "NOT MODIFIED": S.PLACED,
+    "CANCEL PENDING": S.PLACED,
+    "UPDATE": S.PLACED,  # postback / WebSocket only: a partial fill or a modification
+    # terminal
+    "COMPLETE": S.FILLED,
+    "CANCELLED": S.CANCELLED,
+    "CANCELLED AMO": S.CANCELLED,
+    "REJECTED": S.REJECTED,
+}
+
+try:
+    from zoneinfo import ZoneInfo
+
+    IST: tzinfo = ZoneInfo("Asia/Kolkata")
+except Exception:  # no tz database on the machine: India has kept +05:30 without DST since 1945
+    IST = timezone(timedelta(hours=5, minutes=30), "IST")
+
+
+def map_status(raw: str) -> OrderStatus:
+    return STATUS_MAP.get(raw, S.UNKNOWN)
+
+
+def to_decimal(value: Any) -> Decimal:
+    """A JSON number as the exact Decimal of its shortest text (``repr`` of a parsed float is the
+    shortest string that reads back to it, which is what a JSON encoder writes)."""
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return Decimal(value)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A Kite timestamp (IST wall time, ``YYYY-MM-DD HH:MM:SS``, or a datetime the client made) as an
+    aware datetime; None when absent or unreadable (Kite has sent ``0000-01-01 09:35:36``)."""
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=IST)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=IST)
+
+
+def order_from_kite(row: dict[str, Any]) -> BrokerOrder:
+    """One Kite order record (from ``/orders`` or an order's history) in the canonical model."""
+    raw = row["status"]
+    return BrokerOrder(
+        broker_order_id=str(row["order_id"]), exchange=row["exchange"], symbol=row["tradingsymbol"],
+        product=row["product"], side=Side(row["transaction_type"]), quantity=int(row["quantity"]),
+        status=map_status(raw), raw_status=raw, filled_qty=int(row.get("filled_quantity") or 0),
+        avg_price=to_decimal(row.get("average_price")), tag=row.get("tag") or None,
+        placed_at=parse_time(row.get("order_timestamp")),
+        updated_at=parse_time(row.get("exchange_update_timestamp") or row.get("exchange_timestamp")),
+        message=row.get("status_message"))
+
+
+def position_from_kite(row: dict[str, Any]) -> Position:
+    """One entry of ``/portfolio/positions`` ``net`` in the canonical model."""
+    return Position(
+        exchange=row["exchange"], symbol=row["tradingsymbol"], product=row["product"],
+        quantity=int(row["quantity"]), buy_qty=int(row.get("buy_quantity") or 0),
+        buy_value=to_decimal(row.get("buy_value")), sell_qty=int(row.get("sell_quantity") or 0),
+        sell_value=to_decimal(row.get("sell_value")))
