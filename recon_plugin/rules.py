@@ -237,6 +237,10 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> Non
     before that position is rebuilt from the broker's: positions and orders are fetched at different
     instants, and a fill between the two must not be mistaken for drift. Only the keys whose mismatch
     persisted are rebuilt; the broker's figures for other keys may predate this cycle's fills.
+
+    Missing fills are found first: while any order on a key is unresolved (missing from the book,
+    LOST, or with an open discrepancy), that key is not rebuilt. Its fills may already be in the
+    broker's position, and would be applied a second time when the order is found.
     """
     local = b.current_positions()
     broker = {p.key: p for p in broker_positions}
@@ -250,7 +254,16 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> Non
         same = seen and seen["local"] == local_qty and seen["broker"] == broker_qty
         new_watch[key_str(key)] = {"local": local_qty, "broker": broker_qty,
                                    "cycles": seen["cycles"] + 1 if same else 1}
-    drifted = sorted(k for k in diffs if new_watch[key_str(k)]["cycles"] >= b.settings.position_mismatch_cycles)
+    unresolved = {o.key for o in {**b.state.orders, **b.orders}.values()
+                  if o.missing_count or o.status is S.LOST or o.open_discrepancy}
+    persistent = [k for k in diffs if new_watch[key_str(k)]["cycles"] >= b.settings.position_mismatch_cycles]
+    for key in persistent:
+        if key in unresolved and new_watch[key_str(key)]["cycles"] == b.settings.position_mismatch_cycles:
+            local_qty, broker_qty = diffs[key]
+            b.decide("position-drift-deferred", "not rebuilt while an order on it is unresolved (its fills "
+                     "come first)", None, None, True, symbol=key_str(key), local={"quantity": local_qty},
+                     broker={"quantity": broker_qty})
+    drifted = sorted(k for k in persistent if k not in unresolved)
     for key in drifted:
         del new_watch[key_str(key)]
     if new_watch != watch:

@@ -314,6 +314,25 @@ def test_only_the_drifted_position_is_rebuilt():
     assert p.changes.checkpoint["position_watch"] == {"NSE:TCS:CNC": {"local": 2, "broker": 1, "cycles": 1}}
 
 
+def test_drift_on_a_key_with_an_unresolved_order_waits_for_its_fills():
+    """The broker's position already holds a fill of an order missing from the book: adopting the
+    position now and applying the fill when the order is found would count it twice."""
+    missing = order(status=S.PLACED, missing_count=1)
+    local = state(missing)
+    for now in (60, 62, 64):
+        p = plan(local, [], now=now, positions=[Position(*KEY, 10)], mode=Mode.LIVE)
+        assert not p.changes.positions
+        local = advance(local, p.changes)
+    assert "position-drift-deferred" in [d.rule for d in
+                                         plan(state(missing, checkpoint={"position_watch": {"NSE:INFY:CNC": {
+                                             "local": 0, "broker": 10, "cycles": 1}}}), [], now=70,
+                                             positions=[Position(*KEY, 10)], mode=Mode.LIVE).decisions]
+    found = plan(local, [], now=66, positions=[Position(*KEY, 10)], mode=Mode.LIVE,
+                 queried={"A": broker(S.FILLED, 10, "100")})
+    local = advance(local, found.changes)
+    assert local.positions[KEY].quantity == 10  # the fill, once; no drift left to adopt
+
+
 def test_a_position_the_broker_no_longer_has_is_rebuilt_flat():
     local = advance(state(positions={KEY: Position(*KEY, 5)}),
                     plan(state(positions={KEY: Position(*KEY, 5)}), [], positions=[], mode=Mode.LIVE).changes)

@@ -1,0 +1,287 @@
+"""The Kite broker through the real ``kiteconnect`` client, over loopback, against the simulator."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from decimal import Decimal
+
+import pytest
+from helpers import order
+
+from hostspec.broker import BrokerError, FailureKind
+from hostspec.model import Mode, OrderStatus
+from recon_plugin.brokers.kite.broker import KiteBroker, RateLimiter
+from recon_plugin.brokers.kite.fixtures import SIM_ACCESS_TOKEN, SIM_API_KEY
+from recon_plugin.brokers.kite.simulator import FAULTS
+from recon_plugin.brokers.kite.statuses import STATUS_MAP, order_from_kite
+from recon_plugin.plan import Settings
+from recon_plugin.runner import Reconciler
+from recon_plugin.stores.tinydb_store import TinyDBStore
+
+S = OrderStatus
+
+
+@pytest.fixture
+def kite(kite_sim):
+    broker = KiteBroker(SIM_API_KEY, SIM_ACCESS_TOKEN, kite_sim.url, timeout=1.0)
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = TinyDBStore(tmp_path / "state.json")
+    yield s
+    s.close()
+
+
+def reconciler(kite, store, mode=Mode.LIVE):
+    events = []
+    r = Reconciler(kite, store, Settings(mode=mode, missing_grace_seconds=0), 0.05, emit=events.append)
+    return r, events
+
+
+# -- reading the book ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw", sorted(STATUS_MAP))
+def test_every_kite_status_maps_as_declared(kite_sim, kite, raw):
+    oid = kite_sim.add_order(status=raw)
+    (bo,) = kite.fetch_orders()
+    assert (bo.broker_order_id, bo.raw_status, bo.status) == (oid, raw, STATUS_MAP[raw])
+
+
+def test_unknown_status_is_unknown_and_reported_never_terminal(kite_sim, kite, store):
+    oid = kite_sim.add_order(status="OPEN", tag="A")
+    store.record_order(order("A", status=S.PLACED, broker_order_id=oid))
+    kite_sim.set_status(oid, "SOMETHING NEW")
+    r, events = reconciler(kite, store)
+    r.run_cycle()
+    assert store.get_order("A").status is S.PLACED
+    assert [e.data["rule"] for e in events if e.kind == "reconciliation-discrepancy"] == ["unknown-status"]
+
+
+def test_fast_path_equals_the_public_orders_call(kite_sim, kite, kite_client):
+    for status in ("OPEN", "COMPLETE", "CANCELLED", "TRIGGER PENDING"):
+        oid = kite_sim.add_order(status=status, tag="t1", price=101.5)
+        kite_sim.fill(oid, 3, 100.05) if status != "TRIGGER PENDING" else None
+    public = [order_from_kite(row) for row in kite_client.orders()]  # dateutil-parsed, naive datetimes
+    assert kite.fetch_orders() == public
+    assert all(bo.placed_at.utcoffset().total_seconds() == 19800 for bo in public)  # Asia/Kolkata
+    assert all(isinstance(bo.broker_order_id, str) for bo in public)
+
+
+def test_prices_are_exact_decimals_of_what_kite_sent(kite_sim, kite):
+    oid = kite_sim.add_order(quantity=3)
+    kite_sim.fill(oid, 1, 1899.5)
+    kite_sim.fill(oid, 2, 1899.0)
+    (bo,) = kite.fetch_orders()
+    assert bo.avg_price == Decimal(repr((1899.5 + 2 * 1899.0) / 3))
+    assert bo.status is S.FILLED and bo.filled_qty == 3
+
+
+# -- reconciliation through the real client --------------------------------------------------------
+
+def test_partial_fills_then_cancel_through_the_client(kite_sim, kite, store):
+    oid = kite_sim.add_order(status="OPEN PENDING", tag="A", quantity=10)
+    store.record_order(order("A", status=S.SUBMITTED, broker_order_id=oid))
+    r, events = reconciler(kite, store)
+    steps = [lambda: kite_sim.set_status(oid, "OPEN"), lambda: kite_sim.fill(oid, 4, 100.0),
+             lambda: kite_sim.fill(oid, 2, 101.0), lambda: kite_sim.cancel(oid)]
+    for step in steps:
+        step()
+        assert r.run_cycle().error is None
+    final = store.load()
+    assert final.orders["A"].status is S.CANCELLED and final.orders["A"].filled_qty == 6
+    assert final.positions[("NSE", "INFY", "CNC")].quantity == 6
+    # exact with respect to what Kite reported: its average is a float (602/6 -> 100.33333333333333)
+    assert final.positions[("NSE", "INFY", "CNC")].buy_value == Decimal(repr(602.0 / 6)) * 6
+    assert [e.kind for e in events] == ["order-updated", "order-filled", "order-filled", "order-cancelled"]
+
+
+def test_external_orders_are_adopted(kite_sim, kite, store):
+    oid = kite_sim.add_order(symbol="TCS", side="SELL", quantity=5)
+    kite_sim.fill(oid, 5, 3500.0)
+    r, events = reconciler(kite, store)
+    r.run_cycle()
+    assert store.load().orders[f"ext-{oid}"].status is S.FILLED
+    assert store.load().positions[("NSE", "TCS", "CNC")].quantity == -5
+    assert [e.kind for e in events] == ["order-external", "order-filled"]
+
+
+def test_position_drift_is_found_and_synced(kite_sim, kite, store):
+    oid = kite_sim.add_order(quantity=10, tag="A")
+    store.record_order(order("A", status=S.PLACED, broker_order_id=oid))
+    kite_sim.fill(oid, 10, 100.0)
+    r, events = reconciler(kite, store)
+    r.run_cycle()
+    kite_sim.adjust_position("NSE", "INFY", "CNC", -4)  # e.g. a conversion out of CNC
+    r.run_cycle()
+    assert store.load().positions[("NSE", "INFY", "CNC")].quantity == 10  # watched, not yet adopted
+    r.run_cycle()
+    assert store.load().positions[("NSE", "INFY", "CNC")].quantity == 6
+    synced = [e for e in events if e.kind == "position-synced"]
+    assert synced and synced[0].data["differences"] == [{"key": "NSE:INFY:CNC", "local": 10, "broker": 6,
+                                                          "delta": -4}]
+
+
+def test_position_sync_is_skipped_in_paper_mode(kite_sim, kite, store):
+    kite_sim.adjust_position("NSE", "INFY", "CNC", 4)
+    r, _ = reconciler(kite, store, mode=Mode.PAPER)
+    for _ in range(3):
+        r.run_cycle()
+    assert not store.load().positions
+    assert ("GET", "/portfolio/positions") not in kite_sim.requests
+
+
+def test_missing_order_ladder_with_targeted_query(kite_sim, kite, store):
+    found = kite_sim.add_order(tag="A")
+    gone = kite_sim.add_order(tag="B")
+    store.record_order(order("A", status=S.PLACED, broker_order_id=found))
+    store.record_order(order("B", status=S.PLACED, broker_order_id=gone))
+    kite_sim.hide(found)  # the book lags; the order's history knows it
+    kite_sim.fill(found, 10, 100.0)
+    kite_sim.remove(gone)  # the broker does not know it at all
+    r, _ = reconciler(kite, store)
+    for _ in range(3):
+        r.run_cycle()
+    state = store.load()
+    assert state.orders["A"].status is S.FILLED and state.positions[("NSE", "INFY", "CNC")].quantity == 10
+    assert state.orders["B"].status is S.LOST
+    assert ("GET", f"/orders/{found}") in kite_sim.requests and ("GET", f"/orders/{gone}") in kite_sim.requests
+    assert sum(1 for req in kite_sim.requests if req[1].startswith("/orders/")) == 2  # one query each
+
+
+# -- faults ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fault", sorted(set(FAULTS) - {"zero-timestamp"}))
+def test_every_fault_leaves_local_state_alone_and_the_loop_recovers(kite_sim, kite, store, fault):
+    oid = kite_sim.add_order(tag="A")
+    store.record_order(order("A", status=S.PLACED, broker_order_id=oid))
+    kite_sim.fill(oid, 10, 100.0)
+    r, _events = reconciler(kite, store)
+    writes = store.writes
+    kite_sim.inject(fault, times=3, path="/orders")
+    for _ in range(3):
+        report = r.run_cycle()
+        assert report.error, fault
+    assert store.writes == writes and store.get_order("A").status is S.PLACED
+    assert store.get_order("A").missing_count == 0  # a failure is never an empty book
+    assert r.stats.cycles_failed == 3
+    report = r.run_cycle()
+    assert report.error is None and store.get_order("A").status is S.FILLED
+
+
+def test_fault_kinds_are_classified(kite_sim, kite):
+    expected = {"429": FailureKind.RATE_LIMIT, "token": FailureKind.AUTH, "5xx": FailureKind.TRANSIENT,
+                "html": FailureKind.TRANSIENT, "slow": FailureKind.TRANSIENT, "drop": FailureKind.TRANSIENT,
+                "malformed-json": FailureKind.TRANSIENT, "no-content-type": FailureKind.UNREADABLE,
+                "data-null": FailureKind.UNREADABLE, "no-error-type": FailureKind.UNREADABLE}
+    for fault, kind in expected.items():
+        kite_sim.inject(fault)
+        with pytest.raises(BrokerError) as caught:
+            kite.fetch_orders()
+        assert caught.value.kind is kind, fault
+
+
+def test_a_zero_year_timestamp_does_not_break_the_book(kite_sim, kite, kite_client):
+    kite_sim.add_order()
+    kite_sim.inject("zero-timestamp", times=2)
+    with pytest.raises(ValueError):
+        kite_client.orders()  # the stock call fails whole (kiteconnect issue #235)
+    (bo,) = kite.fetch_orders()
+    assert bo.placed_at is None and bo.status is S.PLACED
+
+
+def test_expired_session_slows_down_and_resumes_with_a_new_token(kite_sim, store, monkeypatch, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(SIM_ACCESS_TOKEN)
+    kite = KiteBroker(SIM_API_KEY, SIM_ACCESS_TOKEN, kite_sim.url, 1.0, access_token_file=token_file)
+    r, events = reconciler(kite, store)
+    kite_sim.access_token = "renewed_token_9f3k"  # the old session is gone (logged out elsewhere)
+    r.run_cycle()
+    r.run_cycle()
+    assert r.next_delay >= 30
+    assert [e.kind for e in events].count("broker-session-expired") == 1
+    token_file.write_text("renewed_token_9f3k\n")  # tradehost kite login --token-file
+    assert r.run_cycle().error is None
+    assert r.next_delay == 0.05
+
+
+def test_rate_limit_is_kept_by_construction():
+    now = [0.0]
+    stamps = []
+    limiter = RateLimiter(8, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    for _ in range(40):
+        limiter.acquire()
+        stamps.append(now[0])
+    assert all(sum(1 for t in stamps if start <= t < start + 1.0) <= 8 for start in stamps)
+    assert stamps[-1] >= 4.0
+
+
+def test_queries_and_fetches_stay_under_ten_per_second(kite_sim, kite):
+    for _ in range(12):
+        kite_sim.add_order()
+    start = time.monotonic()
+    for _ in range(20):
+        kite.fetch_orders()
+    assert time.monotonic() - start >= 2.0  # 20 requests at no more than 8 per second
+
+
+# -- secrets ---------------------------------------------------------------------------------------
+
+def test_missing_credentials_name_the_variable_not_the_value(tmp_path):
+    from test_host import tradehost, write
+
+    config = write(tmp_path / "live.yaml", f"""
+        mode: live
+        broker:
+          name: kite
+          kite: {{api_key_env: MY_KITE_KEY, access_token_env: MY_KITE_TOKEN}}
+        store: {{path: {tmp_path / 's.json'}}}
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MY_KITE")}
+    result = tradehost("run", "--config", str(config), "--duration", "1", env={**env, "MY_KITE_TOKEN": "tok_SECRET_1"})
+    assert result.returncode == 2
+    assert "environment variable MY_KITE_KEY is not set" in result.stderr
+    assert "tok_SECRET_1" not in result.stderr + result.stdout
+
+
+def test_no_secret_appears_in_any_output_file_event_or_journal(tmp_path, kite_sim, caplog):
+    """Plant recognisable credentials, run the live demo with faults (token errors, garbage bodies)
+    and debug logging, then search everything produced."""
+    from test_host import tradehost, write
+
+    api_key, token = "PLANTEDkey4821", "PLANTEDtoken7730"
+    config = write(tmp_path / "live.yaml", f"""
+        mode: live
+        broker:
+          name: kite
+          kite: {{simulate: true, timeout_seconds: 1}}
+        store: {{path: {tmp_path / 'var' / 'state.json'}}}
+        reconciliation: {{interval_seconds: 0.5, missing_grace_seconds: 1}}
+        demo: {{enabled: true, orders: 6, interval_seconds: 0.5}}
+    """)
+    result = tradehost("-v", "run", "--config", str(config), "--duration", "8",
+                       env={"KITE_API_KEY": api_key, "KITE_ACCESS_TOKEN": token})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "order-filled" in result.stdout
+    produced = result.stdout + result.stderr + "".join(
+        p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file() and p.name != "live.yaml")
+    report = tradehost("recon", "report", "--config", str(config), "--json")
+    produced += report.stdout + report.stderr
+    assert api_key not in produced and token not in produced
+
+    # in-process too: every error message and log line of the broker, with the token refused
+    caplog.set_level(logging.DEBUG)
+    broker = KiteBroker(SIM_API_KEY, SIM_ACCESS_TOKEN, kite_sim.url, 1.0)
+    assert SIM_API_KEY not in repr(broker) and SIM_ACCESS_TOKEN not in repr(broker)
+    messages = []
+    for fault in sorted(FAULTS):
+        kite_sim.inject(fault)
+        try:
+            broker.fetch_orders()
+        except BrokerError as exc:
+            messages.append(str(exc))
+    assert SIM_ACCESS_TOKEN not in " ".join(messages) + caplog.text
