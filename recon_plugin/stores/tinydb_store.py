@@ -276,20 +276,18 @@ class TinyDBStore:
             for key, doc_id in zip((_natural_key(d) for d in new), table.insert_multiple(new), strict=True):
                 ids[key] = doc_id
 
+    @staticmethod
+    def _append_sequenced(table: Table, records: list[Any], meta: dict[str, Any], counter: str) -> None:
+        """Append records numbered on from ``meta[counter]``; the number is both ``seq`` and doc id."""
+        start = meta[counter]
+        table.insert_multiple(Document(to_dict(replace(r, seq=start + i)), doc_id=start + i)
+                              for i, r in enumerate(records, 1))
+        meta[counter] = start + len(records)
+
     def _append_and_prune(self, changes: ChangeSet) -> None:
         meta = self._meta_doc()
-        if changes.journal:
-            start = meta["journal_seq"]
-            self._journal.insert_multiple(
-                Document(to_dict(replace(e, seq=start + i)), doc_id=start + i)
-                for i, e in enumerate(changes.journal, 1))
-            meta["journal_seq"] = start + len(changes.journal)
-        if changes.events:
-            start = meta["event_seq"]
-            self._outbox.insert_multiple(
-                Document(to_dict(replace(e, seq=start + i)), doc_id=start + i)
-                for i, e in enumerate(changes.events, 1))
-            meta["event_seq"] = start + len(changes.events)
+        self._append_sequenced(self._journal, changes.journal, meta, "journal_seq")
+        self._append_sequenced(self._outbox, changes.events, meta, "event_seq")
         if changes.events_sent_upto is not None and changes.events_sent_upto > meta["events_sent_upto"]:
             meta["events_sent_upto"] = changes.events_sent_upto
             sent = [d.doc_id for d in self._outbox.all() if d["seq"] <= changes.events_sent_upto]
