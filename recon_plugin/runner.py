@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from hostspec.broker import Broker, BrokerError, FailureKind
-from hostspec.model import BrokerOrder, ChangeSet, Event, Mode, OrderStatus, stable_id, utcnow
+from hostspec.model import BrokerOrder, ChangeSet, Event, Mode, stable_id, utcnow
 from hostspec.store import ConflictError, StateStore, StoreError
 from recon_plugin import signals
-from recon_plugin.engine import orders_to_query, plan_cycle
+from recon_plugin.engine import SyncMemo, orders_to_query, plan_cycle
 from recon_plugin.outbox import Publisher
 from recon_plugin.plan import Decision, Plan, Settings, Snapshot
 from recon_plugin.stats import QuietLog, Stats
@@ -64,6 +64,7 @@ class Reconciler:
         self.next_delay = interval
         self._quiet = QuietLog(log)
         self._lost_checked: dict[str, float] = {}
+        self._memo = SyncMemo()
         self._rate_limited = 0
         self._session_expired = False
         self._paper_positions_logged = False
@@ -106,7 +107,7 @@ class Reconciler:
         """Plan against the current local state, apply in one write, publish. Raises on store errors."""
         start = start if start is not None else time.perf_counter()
         for attempt in (1, 2):
-            plan = plan_cycle(self.store.load(), snapshot, self.settings)
+            plan = plan_cycle(self.store.load(), snapshot, self.settings, self._memo)
             if self.dry_run:
                 self._log_decisions(plan, "dry-run: would ")
                 return self._finish(CycleReport(plan=plan, dry_run=True), start)
@@ -162,8 +163,10 @@ class Reconciler:
     def _query_missing(self, book: list[BrokerOrder], now: datetime) -> dict[str, BrokerOrder | None]:
         state = self.store.load()
         clock = time.monotonic()
-        lost_due = {oid for oid, o in state.orders.items() if o.status is OrderStatus.LOST
-                    and clock - self._lost_checked.get(oid, float("-inf")) >= LOST_REQUERY_SECONDS}
+
+        def lost_due(order_id: str) -> bool:
+            return clock - self._lost_checked.get(order_id, float("-inf")) >= LOST_REQUERY_SECONDS
+
         results: dict[str, BrokerOrder | None] = {}
         for order in orders_to_query(state, book, self.settings, now, lost_due):
             self._lost_checked[order.order_id] = clock

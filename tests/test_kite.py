@@ -72,6 +72,33 @@ def test_fast_path_equals_the_public_orders_call(kite_sim, kite, kite_client):
     assert all(isinstance(bo.broker_order_id, str) for bo in public)
 
 
+def test_the_book_parser_reuses_only_unchanged_rows(kite_sim, kite_client):
+    from recon_plugin.brokers.kite.statuses import OrderParser
+
+    ids = [kite_sim.add_order(status="OPEN", tag=f"t{i}") for i in range(3)]
+    parser = OrderParser()
+    first = parser.parse(kite_client._get("orders"))
+    kite_sim.fill(ids[1], 2, 100.5)
+    rows = kite_client._get("orders")
+    second = parser.parse(rows)
+    assert second == [order_from_kite(row) for row in rows]  # same result as parsing afresh
+    assert second[0] is first[0] and second[2] is first[2]  # unchanged rows: the same records
+    assert second[1] is not first[1] and second[1].filled_qty == 2
+
+
+def test_the_collector_pause_is_undone(kite):
+    import gc
+
+    from recon_plugin.brokers.kite.broker import gc_paused
+
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError
+    assert gc.isenabled()
+
+
 def test_prices_are_exact_decimals_of_what_kite_sent(kite_sim, kite):
     oid = kite_sim.add_order(quantity=3)
     kite_sim.fill(oid, 1, 1899.5)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hostspec.model import OrderStatus, Position, Side
-from recon_plugin.engine import plan_cycle
+from recon_plugin.engine import SyncMemo, plan_cycle
 from recon_plugin.plan import Settings, Snapshot
 from recon_plugin.rules import effective_status
 
@@ -81,11 +81,15 @@ def test_invariants_hold_after_every_cycle(case):
                     for i, (q, side, _) in enumerate(histories)])
     max_true_filled = {f"O{i}": max(r.filled_qty for r in reports) for i, (_, _, reports) in enumerate(histories)}
     terminal_said = {f"O{i}": set() for i in range(len(histories))}
+    memo = SyncMemo()
     for cycle, book in enumerate(deliveries):
         for report in book:
             terminal_said[f"O{report.broker_order_id[1:]}"].add(report.status)
         before = local
-        plan = plan_cycle(local, Snapshot(book, at(100 + cycle)), Settings(missing_grace_seconds=0))
+        snapshot = Snapshot(book, at(100 + cycle))
+        plan = plan_cycle(local, snapshot, Settings(missing_grace_seconds=0))
+        memoised = plan_cycle(local, snapshot, Settings(missing_grace_seconds=0), memo)
+        assert memoised == plan  # the in-sync memo is an optimisation only
         local = advance(local, plan.changes)
         assert local.positions == positions_from_ledger(local)  # every fill applied exactly once
         for order_id, o in local.orders.items():

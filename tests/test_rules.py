@@ -234,7 +234,7 @@ def test_missing_ladder_queries_after_the_retries_then_marks_lost():
     local, _plans = run_cycles(state(order(status=S.PLACED)), [[], []])
     assert local.orders["A"].missing_count == 2
     settings = Settings()
-    due = orders_to_query(local, [], settings, at(70), set())
+    due = orders_to_query(local, [], settings, at(70), lambda order_id: False)
     assert [o.order_id for o in due] == ["A"]
     p = plan(local, [], now=70, queried={"A": None})
     assert the_order(p).status is S.LOST
@@ -267,7 +267,7 @@ def test_order_never_acknowledged_becomes_lost_after_the_retries_without_a_query
 
 def test_query_cap_per_cycle():
     orders = [order(f"O{i}", status=S.PLACED, broker_order_id=f"B{i}", missing_count=2) for i in range(25)]
-    due = orders_to_query(state(*orders), [], Settings(max_queries_per_cycle=10), at(60), set())
+    due = orders_to_query(state(*orders), [], Settings(max_queries_per_cycle=10), at(60), lambda order_id: False)
     assert len(due) == 10
 
 
