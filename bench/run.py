@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
 import os
 import statistics
 import sys
@@ -46,8 +47,19 @@ SYMBOLS = ["INFY", "TCS", "RELIANCE", "SBIN", "HDFCBANK", "ITC", "LT", "AXISBANK
 
 def kite_rows(n: int) -> list[dict[str, Any]]:
     """``n`` orders as Kite's /orders sends them: 60% COMPLETE, 20% OPEN partly filled, 20% OPEN."""
-    sim = KiteSimulator()
+    return list(kite_account(n).orders.values())
+
+
+def kite_account(n: int, working: bool = False, **kwargs: Any) -> KiteSimulator:
+    """A simulated Kite account holding the book of ``kite_rows`` (or, ``working``, only OPEN orders,
+    half of them partly filled), with its trades and positions."""
+    sim = KiteSimulator(**kwargs)
     for i in range(n):
+        if working:
+            oid = sim.add_order(symbol=SYMBOLS[i % len(SYMBOLS)], side="BUY" if i % 3 else "SELL",
+                                quantity=20 + i % 40, price=1500.5)
+            sim.fill(oid, 3, 1499.95) if i % 2 else sim.set_status(oid, "OPEN")
+            continue
         oid = sim.add_order(symbol=SYMBOLS[i % len(SYMBOLS)], side="BUY" if i % 3 else "SELL",
                             quantity=10 + i % 40, tag=None, price=1500.5)
         kind = i % 5
@@ -57,7 +69,7 @@ def kite_rows(n: int) -> list[dict[str, Any]]:
             sim.fill(oid, 3, 1499.95)
         else:
             sim.set_status(oid, "OPEN")
-    return list(sim.orders.values())
+    return sim
 
 
 def body_of(rows: list[dict[str, Any]]) -> bytes:
@@ -139,32 +151,32 @@ def bench_insync(sizes: list[int], tmp: Path) -> list[dict[str, Any]]:
     return results
 
 
-def change_rows(rows: list[dict[str, Any]], share: float, round_: int) -> list[dict[str, Any]]:
-    """A copy of the book with ``share`` of its orders moved on: working ones fill more or cancel."""
+def change_rows(rows: list[dict[str, Any]], share: float) -> list[dict[str, Any]]:
+    """A copy of a working book with ``share`` of its orders moved on: a third fill completely, a
+    third fill partly, a third are cancelled (keeping what filled)."""
     changed = [dict(r) for r in rows]
-    step = max(1, round(1 / share)) if share < 1 else 1
-    for i in range(0, len(changed), step):
+    step = max(1, round(1 / share))
+    for n, i in enumerate(range(0, len(changed), step)):
         row = changed[i]
-        if row["status"] == "COMPLETE" or row["filled_quantity"] >= row["quantity"]:
-            # a completed order cannot move on: change a working order's figures instead
-            row["quantity"] += 1
-            row["status"] = "OPEN"
-        if i % 2:
-            row["filled_quantity"] = min(row["quantity"], row["filled_quantity"] + 1)
-            row["average_price"] = 1500.0 + round_ * 0.05
-            row["status"] = "COMPLETE" if row["filled_quantity"] == row["quantity"] else "OPEN"
-        else:
+        filled, value = row["filled_quantity"], row["average_price"] * row["filled_quantity"]
+        if n % 3 == 2:
             row["status"] = "CANCELLED"
+            continue
+        more = row["quantity"] - filled if n % 3 == 0 else 1
+        row["filled_quantity"] = filled + more
+        row["average_price"] = (value + more * 1501.05) / row["filled_quantity"]
+        row["status"] = "COMPLETE" if row["filled_quantity"] == row["quantity"] else "OPEN"
+        row["exchange_update_timestamp"] = "2026-01-02 10:00:00"
     return changed
 
 
 def bench_changes(sizes: list[int], tmp: Path) -> list[dict[str, Any]]:
     results = []
     for n in sizes:
-        rows = kite_rows(n)
+        rows = list(kite_account(n, working=True).orders.values())
         for share in (0.01, 0.10, 1.0):
             r, store, broker = synced_reconciler(tmp, rows)
-            broker.body = body_of(change_rows(rows, share, 1))
+            broker.body = body_of(change_rows(rows, share))
             writes = store.writes
             start = time.perf_counter()
             report = r.run_cycle()
@@ -181,10 +193,7 @@ def bench_e2e(sizes: list[int], tmp: Path) -> list[dict[str, Any]]:
 
     results = []
     for n in sizes:
-        sim = KiteSimulator(api_key="bench_key", access_token="bench_token")
-        for row in kite_rows(n):
-            sim.orders[row["order_id"]] = row
-            sim.histories[row["order_id"]] = []
+        sim = kite_account(n, api_key="bench_key", access_token="bench_token")
         url = sim.start()
         stock = KiteConnect(api_key="bench_key", access_token="bench_token", root=url, timeout=30)
         broker = KiteBroker("bench_key", "bench_token", url, timeout=30)
@@ -245,10 +254,7 @@ def rss_mb() -> float:
 
 
 def bench_footprint(tmp: Path, seconds: float, cycles: int) -> dict[str, Any]:
-    sim = KiteSimulator(api_key="bench_key", access_token="bench_token")
-    for row in kite_rows(5000):
-        sim.orders[row["order_id"]] = row
-        sim.histories[row["order_id"]] = []
+    sim = kite_account(5000, api_key="bench_key", access_token="bench_token")
     url = sim.start()
     broker = KiteBroker("bench_key", "bench_token", url, timeout=30)
     store = TinyDBStore(tmp / "footprint.json")
@@ -298,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--footprint-seconds", type=float, default=30.0, help="how long to watch CPU share")
     parser.add_argument("--memory-cycles", type=int, default=10_000, help="cycles for the memory measurement")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)  # decisions are logged at WARNING; not what is measured
     sizes = [int(s) for s in args.sizes.split(",")]
     only = set(args.only.split(","))
     out: dict[str, Any] = {"machine": {"python": sys.version.split()[0], "cpus": os.cpu_count()}}

@@ -163,3 +163,36 @@ def test_state_file_survives_sigkill_during_writes(tmp_path):
     writer = TinyDBStore(path)  # the next writer sweeps the temp files killed writers left
     writer.close()
     assert not list(tmp_path.glob(".state.json.tmp-*"))
+
+
+def entries(start: int, count: int) -> list[JournalEntry]:
+    return [JournalEntry(f"j{i}", utcnow(), "fill", f"applied {i}") for i in range(start, start + count)]
+
+
+def test_the_journal_is_archived_out_of_the_state_file(store):
+    for batch in range(5):
+        store.apply(ChangeSet(journal=entries(batch * 100, 100)))
+    raw = json.loads(store.path.read_text())
+    assert len(raw["journal"]) == 100  # only the latest batch: the others were pruned once archived
+    assert [e.action for e in store.journal()] == [f"applied {i}" for i in range(500)]
+    assert stat.S_IMODE(os.stat(store.journal_path).st_mode) == 0o600
+    reader = TinyDBStore(store.path, read_only=True)
+    assert [e.seq for e in reader.journal()] == list(range(1, 501))  # no entry twice, none missing
+
+
+def test_a_torn_archive_line_and_unarchived_entries_are_repaired_at_open(tmp_path):
+    path = tmp_path / "state.json"
+    first = TinyDBStore(path)
+    first.apply(ChangeSet(journal=entries(0, 3)))
+    first.close()
+    archive = path.with_name("state.json.journal.jsonl")
+    archive.write_text(archive.read_text() + '{"seq": 4, "torn')  # a kill mid-append
+    reopened = TinyDBStore(path)
+    assert archive.read_text().endswith("\n")
+    reopened.apply(ChangeSet(journal=entries(3, 2)))
+    assert [e.seq for e in reopened.journal()] == [1, 2, 3, 4, 5]
+    reopened.close()
+    archive.unlink()  # the archive lost entirely: the state file still has what was not pruned
+    again = TinyDBStore(path)
+    assert [e.seq for e in again.journal()] == [4, 5]
+    assert archive.exists()  # and they were archived again at open

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -131,8 +132,12 @@ class TinyDBStore:
         self._meta = self._db.table("meta", cache_size=0)
         self._generation = 0
         self._cache: LocalState | None = None
+        self.journal_path = self.path.with_name(self.path.name + ".journal.jsonl")
+        self._journal_archived = 0
         self._check_schema()
         self._reindex()
+        if not read_only:
+            self._open_archive()
 
     # -- housekeeping -----------------------------------------------------------------------------
 
@@ -210,7 +215,9 @@ class TinyDBStore:
 
     def journal(self, since: datetime | None = None) -> list[JournalEntry]:
         with self._lock:
-            entries = sorted((from_dict(JournalEntry, d) for d in self._journal.all()), key=lambda e: e.seq)
+            by_seq = {d["seq"]: d for d in self._archived_entries()}
+            by_seq.update((d["seq"], d) for d in self._journal.all())
+        entries = [from_dict(JournalEntry, by_seq[seq]) for seq in sorted(by_seq)]
         return [e for e in entries if since is None or e.at >= since]
 
     # -- writes -----------------------------------------------------------------------------------
@@ -229,23 +236,27 @@ class TinyDBStore:
             if self.read_only:
                 raise StoreError(f"{self.path} is open read-only")
             self._check_versions(changes.orders)
+            stored = [replace(o, version=o.version + 1) for o in changes.orders]
             try:
                 with self._storage.batch():
-                    self._write_orders(changes.orders)
+                    self._upsert(self._orders, self._order_ids, {o.order_id: to_dict(o) for o in stored})
                     self._upsert(self._positions, self._position_ids,
                                  {_position_key(d): d for d in map(to_dict, changes.positions)})
                     self._upsert(self._ledger, self._ledger_ids,
                                  {e.order_id: to_dict(e) for e in changes.ledger})
-                    self._append_and_prune(changes)
-            except StoreError:
-                raise
+                    journal_docs = self._append_and_prune(changes)
             except Exception as exc:
-                raise StoreError(f"writing {self.path} failed: {type(exc).__name__}: {exc}") from exc
-            finally:
+                # the storage reloaded the file: memory holds exactly what is on disk again
                 self._cache = None
                 self._generation += 1
-                if self._storage.read() is not None:
-                    self._reindex()
+                self._reindex()
+                if isinstance(exc, StoreError):
+                    raise
+                raise StoreError(f"writing {self.path} failed: {type(exc).__name__}: {exc}") from exc
+            self._generation += 1
+            if self._cache is not None:
+                self._cache = _updated(self._cache, changes, stored)
+            self._archive(journal_docs)
             return 1
 
     def _check_versions(self, orders: list[Order]) -> None:
@@ -255,10 +266,6 @@ class TinyDBStore:
             if (stored is None and order.version != 0) or (stored is not None and stored != order.version):
                 raise ConflictError(f"order {order.order_id} is at version {stored}, the change was based on "
                                     f"version {order.version}")
-
-    def _write_orders(self, orders: list[Order]) -> None:
-        self._upsert(self._orders, self._order_ids,
-                     {o.order_id: to_dict(replace(o, version=o.version + 1)) for o in orders})
 
     @staticmethod
     def _upsert(table: Table, ids: dict[str, int], docs: dict[str, dict[str, Any]]) -> None:
@@ -277,25 +284,88 @@ class TinyDBStore:
                 ids[key] = doc_id
 
     @staticmethod
-    def _append_sequenced(table: Table, records: list[Any], meta: dict[str, Any], counter: str) -> None:
+    def _append_sequenced(table: Table, records: list[Any], meta: dict[str, Any], counter: str) -> list[Document]:
         """Append records numbered on from ``meta[counter]``; the number is both ``seq`` and doc id."""
+        if not records:
+            return []
         start = meta[counter]
-        table.insert_multiple(Document(to_dict(replace(r, seq=start + i)), doc_id=start + i)
-                              for i, r in enumerate(records, 1))
+        docs = [Document(to_dict(replace(r, seq=start + i)), doc_id=start + i) for i, r in enumerate(records, 1)]
+        table.insert_multiple(docs)
         meta[counter] = start + len(records)
+        return docs
 
-    def _append_and_prune(self, changes: ChangeSet) -> None:
+    def _append_and_prune(self, changes: ChangeSet) -> list[Document]:
+        """Journal entries and events appended; archived journal entries and sent events pruned."""
         meta = self._meta_doc()
-        self._append_sequenced(self._journal, changes.journal, meta, "journal_seq")
+        # entries' doc ids are their seq numbers: what to prune is a range, found without a scan
+        pruned_upto = meta.get("journal_archived_upto", 0)
+        if self._journal_archived > pruned_upto:
+            meta["journal_archived_upto"] = self._journal_archived
+            self._journal.remove(doc_ids=range(pruned_upto + 1, self._journal_archived + 1))
+        journal_docs = self._append_sequenced(self._journal, changes.journal, meta, "journal_seq")
         self._append_sequenced(self._outbox, changes.events, meta, "event_seq")
         if changes.events_sent_upto is not None and changes.events_sent_upto > meta["events_sent_upto"]:
+            self._outbox.remove(doc_ids=range(meta["events_sent_upto"] + 1, changes.events_sent_upto + 1))
             meta["events_sent_upto"] = changes.events_sent_upto
-            sent = [d.doc_id for d in self._outbox.all() if d["seq"] <= changes.events_sent_upto]
-            if sent:
-                self._outbox.remove(doc_ids=sent)
         if changes.checkpoint:
             meta["checkpoint"] = {**meta["checkpoint"], **changes.checkpoint}
         self._meta.update(lambda doc: doc.update(meta), doc_ids=[META_ID])
+        return journal_docs
+
+    # -- the journal archive ------------------------------------------------------------------------
+    #
+    # Journal entries are written with the state they explain (the atomic write above), then appended
+    # to <state>.journal.jsonl and pruned from the state file by the next write. So the state file
+    # stays small however long the history, and an entry is always in one of the two (possibly both
+    # for a moment, after a crash: readers drop the repeat by its seq).
+
+    def _archive(self, docs: list[Document]) -> None:
+        if not docs:
+            return
+        try:
+            with self.journal_path.open("a", encoding="utf-8") as handle:
+                handle.write("".join(json.dumps(d, separators=(",", ":")) + "\n" for d in docs))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(self.journal_path, 0o600)
+            self._journal_archived = docs[-1]["seq"]
+        except OSError as exc:  # the entries stay in the state file; archived with the next write
+            log.warning("could not append to %s: %s", self.journal_path, exc)
+
+    def _archived_entries(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.journal_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        entries = []
+        for line in lines:
+            try:
+                entries.append(json.loads(line))
+            except ValueError:  # a line torn by a kill mid-append; its entry is still in the state file
+                continue
+        return entries
+
+    def _open_archive(self) -> None:
+        """At open (writer): repair a torn last line, archive entries the last run wrote but did not."""
+        if self.journal_path.exists():
+            data = self.journal_path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                with self.journal_path.open("r+b") as handle:
+                    handle.truncate(data.rfind(b"\n") + 1)
+        archived = max((e["seq"] for e in self._archived_entries()), default=0)
+        self._journal_archived = max(archived, self._meta_doc().get("journal_archived_upto", 0))
+        self._archive(sorted((d for d in self._journal.all() if d["seq"] > self._journal_archived),
+                             key=lambda d: d["seq"]))
+
+
+def _updated(state: LocalState, changes: ChangeSet, stored: list[Order]) -> LocalState:
+    """The cached view after a write, without decoding the file again: unchanged records keep their
+    identity (the engine's in-sync memo relies on it)."""
+    orders = {**state.orders, **{o.order_id: o for o in stored}}
+    positions = {**state.positions, **{p.key: p for p in changes.positions}}
+    ledger = {**state.ledger, **{e.order_id: e for e in changes.ledger}}
+    sent = max(state.events_sent_upto, changes.events_sent_upto or 0)
+    return LocalState(orders, positions, ledger, {**state.checkpoint, **changes.checkpoint}, sent)
 
 
 def _position_key(doc: dict[str, Any]) -> str:
