@@ -8,6 +8,7 @@ orders and walks them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from hostspec.model import BrokerOrder, ChangeSet, LedgerEntry, LocalState, Mode, Order, OrderStatus
@@ -21,27 +22,52 @@ from recon_plugin.rules import (
 )
 
 
-def match_book(state: LocalState, book: list[BrokerOrder]) -> tuple[dict[str, BrokerOrder], list[BrokerOrder]]:
-    """Pair local orders with broker orders: by broker id, or by tag for an order whose submit never
-    returned an id. Returns (local id -> broker order, broker orders no local order accounts for).
+@dataclass
+class Matching:
+    """Local orders paired with the broker's book."""
 
-    A second broker order carrying a tag already matched (a duplicate submission) stays unmatched,
-    so it is treated as an external order rather than hidden.
+    orders: list[Order]  # local orders the book lists ...
+    brokers: list[BrokerOrder]  # ... and the broker's view of each, position by position
+    missing: list[Order]  # non-terminal local orders the book does not list
+    unmatched: list[BrokerOrder]  # broker orders no local order accounts for
+
+
+def match_book(state: LocalState, book: list[BrokerOrder]) -> Matching:
+    """Pair local orders with broker orders: by broker id, or by tag for an order whose submit never
+    returned an id.
+
+    A broker order is paired at most once: a second broker order carrying a tag already paired (a
+    duplicate submission) stays unmatched, so it is treated as an external order rather than hidden.
     """
-    by_id = {bo.broker_order_id: bo for bo in book}
-    by_tag: dict[str, BrokerOrder] = {}
-    if any(order.broker_order_id is None for order in state.orders.values()):
-        for bo in book:
+    remaining = {bo.broker_order_id: bo for bo in book}
+    orders: list[Order] = []
+    brokers: list[BrokerOrder] = []
+    missing: list[Order] = []
+    untagged: list[Order] = []
+    for order in state.orders.values():
+        if order.broker_order_id is None:
+            untagged.append(order)
+            continue
+        bo = remaining.pop(order.broker_order_id, None)
+        if bo is not None:
+            orders.append(order)
+            brokers.append(bo)
+        elif not order.status.is_terminal:
+            missing.append(order)
+    if untagged:
+        by_tag: dict[str, BrokerOrder] = {}
+        for bo in remaining.values():
             if bo.tag:
                 by_tag.setdefault(bo.tag, bo)
-    matched: dict[str, BrokerOrder] = {}
-    used: set[str] = set()
-    for order in state.orders.values():
-        bo = by_id.get(order.broker_order_id) if order.broker_order_id else by_tag.get(order.order_id)
-        if bo is not None and bo.broker_order_id not in used:
-            matched[order.order_id] = bo
-            used.add(bo.broker_order_id)
-    return matched, [bo for bo in book if bo.broker_order_id not in used]
+        for order in untagged:
+            bo = by_tag.pop(order.order_id, None)
+            if bo is not None:
+                del remaining[bo.broker_order_id]
+                orders.append(order)
+                brokers.append(bo)
+            elif not order.status.is_terminal:
+                missing.append(order)
+    return Matching(orders, brokers, missing, list(remaining.values()))
 
 
 def in_sync(order: Order, bo: BrokerOrder, applied: LedgerEntry | None) -> bool:
@@ -54,15 +80,18 @@ def in_sync(order: Order, bo: BrokerOrder, applied: LedgerEntry | None) -> bool:
 
 
 class SyncMemo:
-    """Pairs of (local order, broker order) objects already found in sync.
+    """The last cycle's pairing, kept when every pair in it was in sync.
 
-    Both are immutable, and the store and the broker plugins hand out the same objects while
-    nothing changed, so the same pair of objects is in sync again: checking identity instead of every
-    field keeps an unchanged 5,000-order book cheap. Using it or not gives the same plan.
+    Records are immutable and the store and broker plugins hand out the same ones while nothing
+    changed, so when this cycle pairs equal records against the same ledger, every pair is in sync
+    again: one comparison of two lists (identity first, in C) instead of every field of every order.
+    Using it or not gives the same plan.
     """
 
     def __init__(self) -> None:
-        self.pairs: dict[str, tuple[Order, BrokerOrder]] = {}
+        self.orders: list[Order] = []
+        self.brokers: list[BrokerOrder] = []
+        self.ledger: object = None
 
 
 def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: SyncMemo | None = None) -> Plan:
@@ -74,23 +103,20 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
         b.decide("stale-snapshot", f"snapshot taken {snapshot.fetched_at.isoformat()} is older than the last "
                  f"one applied ({last}); ignored", None, None, discrepancy=True)
         return Plan(ChangeSet(), b.decisions, [])
-    matched, unmatched = match_book(state, snapshot.orders)
-    known = memo.pairs if memo is not None else {}
-    in_sync_now: dict[str, tuple[Order, BrokerOrder]] = {}
-    for order_id, order in state.orders.items():
-        bo = matched.get(order_id)
-        if bo is not None:
-            pair = known.get(order_id)
-            if ((pair is not None and pair[0] is order and pair[1] is bo)
-                    or in_sync(order, bo, state.ledger.get(order_id))):
-                in_sync_now[order_id] = (order, bo)
-            else:
+    m = match_book(state, snapshot.orders)
+    if memo is None or memo.ledger is not state.ledger or m.orders != memo.orders or m.brokers != memo.brokers:
+        all_in_sync = True
+        for order, bo in zip(m.orders, m.brokers, strict=True):
+            if not in_sync(order, bo, state.ledger.get(order.order_id)):
+                all_in_sync = False
                 reconcile_seen(b, order, bo)
-        elif not order.status.is_terminal:
-            reconcile_missing(b, order)
-    if memo is not None:
-        memo.pairs = in_sync_now
-    for bo in unmatched:
+        if memo is not None and all_in_sync:
+            memo.orders, memo.brokers, memo.ledger = m.orders, m.brokers, state.ledger
+        elif memo is not None:
+            memo.orders, memo.brokers, memo.ledger = [], [], None
+    for order in m.missing:
+        reconcile_missing(b, order)
+    for bo in m.unmatched:
         reconcile_external(b, bo)
     if settings.mode is Mode.LIVE and snapshot.positions is not None:
         reconcile_positions(b, snapshot.positions)

@@ -133,9 +133,7 @@ class Reconciler:
     def _fetch_guarded(self) -> Snapshot | CycleReport:
         try:
             return self.fetch()
-        except BrokerError as exc:
-            return self._cycle_failed("fetch", exc)
-        except Exception as exc:  # a bug in a broker plugin: still never an empty book
+        except Exception as exc:  # a BrokerError, or a bug in a broker plugin: either way not an empty book
             return self._cycle_failed("fetch", exc)
 
     def _settle_guarded(self, snapshot: Snapshot, start: float) -> CycleReport:

@@ -312,3 +312,69 @@ def test_no_secret_appears_in_any_output_file_event_or_journal(tmp_path, kite_si
         except BrokerError as exc:
             messages.append(str(exc))
     assert SIM_ACCESS_TOKEN not in " ".join(messages) + caplog.text
+
+
+# -- commands ----------------------------------------------------------------------------------------
+
+def test_login_helper_prints_the_url_then_exchanges_the_request_token(kite_sim, tmp_path):
+    from test_host import tradehost, write
+
+    config = write(tmp_path / "live.yaml", f"""
+        mode: live
+        broker:
+          name: kite
+          kite: {{root: "{kite_sim.url}"}}
+        store: {{path: {tmp_path / 's.json'}}}
+    """)
+    env = {"KITE_API_KEY": SIM_API_KEY, "KITE_API_SECRET": kite_sim.api_secret}
+    url = tradehost("kite", "login", "--config", str(config), env=env)
+    assert url.returncode == 0, url.stderr
+    assert f"api_key={SIM_API_KEY}" in url.stdout and "--request-token" in url.stdout
+    done = tradehost("kite", "login", "--config", str(config), "--request-token", "rt123", env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"export KITE_ACCESS_TOKEN={SIM_ACCESS_TOKEN}" in done.stdout
+    token_file = tmp_path / "token"
+    to_file = tradehost("kite", "login", "--config", str(config), "--request-token", "rt123",
+                        "--token-file", str(token_file), env=env)
+    assert to_file.returncode == 0 and token_file.read_text() == SIM_ACCESS_TOKEN
+    assert SIM_ACCESS_TOKEN not in to_file.stdout + to_file.stderr
+    assert oct(token_file.stat().st_mode)[-3:] == "600"
+    wrong = tradehost("kite", "login", "--config", str(config), "--request-token", "rt123",
+                      env={**env, "KITE_API_SECRET": "not-the-secret"})
+    assert wrong.returncode == 1 and "TokenException" in wrong.stderr
+    assert "not-the-secret" not in wrong.stderr
+
+
+def test_the_simulator_command_serves_the_real_client(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from kiteconnect import KiteConnect
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "hostspec.cli", "kite-sim", "--port", str(port), "--duration",
+                             "20"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert f"http://127.0.0.1:{port}" in proc.stdout.readline()
+        client = KiteConnect(api_key="sim_api_key", access_token="sim_access_token", root=f"http://127.0.0.1:{port}")
+        oid = client.place_order(variety="regular", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY",
+                                 quantity=3, product="CNC", order_type="MARKET", tag="cli")
+        assert [o["order_id"] for o in client.orders()] == [oid]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_the_readme_live_demo_runs_to_a_clean_exit(tmp_path):
+    from test_host import ROOT, tradehost
+
+    result = tradehost("run", "--config", str(ROOT / "configs" / "live-sim.yaml"), "--duration", "22",
+                       cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "live mode, broker kite" in result.stdout
+    for needle in ("order-filled", "order-external", "position-synced", "summary:"):
+        assert needle in result.stdout, needle
+    assert "Traceback" not in result.stderr

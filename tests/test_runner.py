@@ -225,3 +225,33 @@ def test_stop_abandons_a_slow_broker_call_and_writes_nothing(store):
     assert r.stop(timeout=3)
     assert time.monotonic() - started < 2
     assert store.writes == writes
+
+
+def test_the_reconciler_only_reads_the_broker(store):
+    store.record_order(order("A", status=S.PLACED))
+    r, b, _ = make(store, [broker(S.CANCELLED, 2, "100"), broker(S.PLACED, broker_order_id="X9")], mode=Mode.LIVE)
+    for _ in range(3):
+        r.run_cycle()
+    assert {call.split(":")[0] for call in b.calls} <= {"orders", "positions", "history"}
+
+
+def test_disabled_reconciliation_starts_nothing(tmp_path):
+    from test_host import write
+
+    from hostspec.host import App, call_each
+    from recon_plugin.plugin import reconciler_for
+
+    config = write(tmp_path / "c.yaml", f"""
+        store: {{path: {tmp_path / 'state.json'}}}
+        reconciliation: {{enabled: false}}
+        plugins: {{disabled: [demo]}}
+    """)
+    host = App().open_host(config)
+    try:
+        before = {t.name for t in threading.enumerate()}
+        call_each(host.pm, "hostspec_startup", host=host)
+        assert reconciler_for(host) is None
+        assert not {t.name for t in threading.enumerate()} - before
+    finally:
+        call_each(host.pm, "hostspec_shutdown", guard=True, host=host)
+        host.close()
