@@ -8,6 +8,7 @@ a broker's format. All records are frozen dataclasses: change one with ``datacla
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -206,6 +207,17 @@ class Position:
                             self.buy_qty + quantity, self.buy_value + value, self.sell_qty, self.sell_value)
         return Position(self.exchange, self.symbol, self.product, self.quantity - quantity,
                         self.buy_qty, self.buy_value, self.sell_qty + quantity, self.sell_value + value)
+
+
+def positions_from_fills(orders: Iterable[BrokerOrder]) -> list[Position]:
+    """Net positions implied by the cumulative fills of ``orders``, one per (exchange, symbol,
+    product): for a broker (a simulator, a replay) that has no positions of its own to report."""
+    positions: dict[InstrumentKey, Position] = {}
+    for bo in orders:
+        if bo.filled_qty:
+            current = positions.get(bo.key) or Position(*bo.key)
+            positions[bo.key] = current.with_fill(bo.side, bo.filled_qty, bo.avg_price * bo.filled_qty)
+    return list(positions.values())
 
 
 @dataclass(frozen=True, slots=True)

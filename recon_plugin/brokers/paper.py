@@ -30,7 +30,7 @@ from hostspec import hookimpl
 from hostspec.broker import BrokerError, FailureKind
 from hostspec.commands import Command
 from hostspec.config import Option, Schema
-from hostspec.model import BrokerOrder, OrderStatus, Position, Side, stable_id, utcnow
+from hostspec.model import BrokerOrder, OrderStatus, Position, Side, positions_from_fills, stable_id, utcnow
 from recon_plugin.atomicfile import WriterLock, atomic_write, sweep_temp_files
 
 log = logging.getLogger(__name__)
@@ -195,12 +195,7 @@ class PaperExchange:
 
     def positions_at(self, when: datetime) -> list[Position]:
         """Net positions from every fill up to ``when``."""
-        positions: dict[tuple[str, str, str], Position] = {}
-        for bo in self.book_at(when):
-            if bo.filled_qty:
-                current = positions.get(bo.key) or Position(*bo.key)
-                positions[bo.key] = current.with_fill(bo.side, bo.filled_qty, bo.avg_price * bo.filled_qty)
-        return list(positions.values())
+        return positions_from_fills(self.book_at(when))
 
     def order_history(self, broker_order_id: str) -> list[BrokerOrder]:
         with self._lock:

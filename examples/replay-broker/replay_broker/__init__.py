@@ -26,6 +26,7 @@ from typing import Any
 
 from hostspec import BrokerError, BrokerOrder, FailureKind, Option, OrderStatus, Position, Side, hookimpl
 from hostspec.config import ConfigError
+from hostspec.model import positions_from_fills
 
 SCHEMA = {
     "path": Option(str, "sessions/sample.jsonl", "the recorded session (JSON Lines)"),
@@ -72,12 +73,7 @@ class ReplayBroker:
             frame = self._frame()
         if "positions" in frame:
             return [_position(row) for row in frame["positions"]]
-        positions: dict[tuple[str, str, str], Position] = {}
-        for bo in map(_order, frame["orders"]):
-            if bo.filled_qty:
-                current = positions.get(bo.key) or Position(*bo.key)
-                positions[bo.key] = current.with_fill(bo.side, bo.filled_qty, bo.avg_price * bo.filled_qty)
-        return list(positions.values())
+        return positions_from_fills(map(_order, frame["orders"]))
 
     def order_history(self, broker_order_id: str) -> list[BrokerOrder]:
         with self._lock:
