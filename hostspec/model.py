@@ -71,11 +71,6 @@ class OrderStatus(StrEnum):
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATUSES
 
-    @property
-    def is_working(self) -> bool:
-        """Accepted by the broker and still able to fill."""
-        return self in (OrderStatus.PLACED, OrderStatus.PARTIAL)
-
 
 TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
 _RANK = {

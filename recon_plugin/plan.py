@@ -119,9 +119,6 @@ class PlanBuilder:
 
     # -- working state ------------------------------------------------------------------------
 
-    def order(self, order_id: str) -> Order | None:
-        return self.orders.get(order_id) or self.state.orders.get(order_id)
-
     def applied(self, order_id: str) -> LedgerEntry:
         return self.ledger.get(order_id) or self.state.ledger.get(order_id) or LedgerEntry(order_id)
 
