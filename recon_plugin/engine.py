@@ -128,16 +128,17 @@ def orders_to_query(state: LocalState, book: list[BrokerOrder], settings: Settin
     """Missing orders that need a targeted query this cycle, at most ``max_queries_per_cycle``.
 
     An order qualifies on the miss that reaches ``missing_retries``, or when it is LOST and its
-    periodic re-check is due (``lost_due(order_id)``, kept by the runner). Only orders with a broker id can be
-    queried; the book scan by tag is the check for the others.
+    periodic re-check is due (``lost_due(order_id)``, kept by the runner). Only orders with a broker
+    id can be queried; the book scan by tag is the check for the others.
     """
+    # cheap attribute tests first: in a book in sync no order gets as far as the set of listed ids
+    candidates = [o for o in state.orders.values()
+                  if o.broker_order_id is not None and not o.status.is_terminal
+                  and ((o.status is not OrderStatus.LOST and o.missing_count + 1 >= settings.missing_retries)
+                       or (o.status is OrderStatus.LOST and lost_due(o.order_id)))]
+    if not candidates:
+        return []
     listed = {bo.broker_order_id for bo in book}
-    due = []
-    for order in state.orders.values():
-        if (order.status.is_terminal or order.broker_order_id is None or order.broker_order_id in listed
-                or (now - order.created_at).total_seconds() < settings.missing_grace_seconds):
-            continue
-        if (order.status is OrderStatus.LOST and lost_due(order.order_id)) or (
-                order.status is not OrderStatus.LOST and order.missing_count + 1 >= settings.missing_retries):
-            due.append(order)
+    due = [o for o in candidates if o.broker_order_id not in listed
+           and (now - o.created_at).total_seconds() >= settings.missing_grace_seconds]
     return due[: settings.max_queries_per_cycle]

@@ -265,6 +265,18 @@ def test_order_never_acknowledged_becomes_lost_after_the_retries_without_a_query
     assert [rules(p) for p in plans] == [["missing"], ["missing"], ["lost"]]
 
 
+def test_lost_orders_are_queried_again_only_when_their_recheck_is_due():
+    lost = order(status=S.LOST, missing_count=3)
+    assert orders_to_query(state(lost), [], Settings(), at(60), lambda order_id: False) == []
+    assert orders_to_query(state(lost), [], Settings(), at(60), lambda order_id: True) == [lost]
+    assert orders_to_query(state(lost), [broker(S.PLACED)], Settings(), at(60), lambda order_id: True) == []
+
+
+def test_orders_in_sync_are_never_queried():
+    assert orders_to_query(state(order(status=S.PLACED)), [broker(S.PLACED)], Settings(missing_retries=1),
+                           at(60), lambda order_id: True) == []
+
+
 def test_query_cap_per_cycle():
     orders = [order(f"O{i}", status=S.PLACED, broker_order_id=f"B{i}", missing_count=2) for i in range(25)]
     due = orders_to_query(state(*orders), [], Settings(max_queries_per_cycle=10), at(60), lambda order_id: False)
