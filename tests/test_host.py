@@ -186,3 +186,14 @@ def test_every_sink_receives_every_event_even_when_one_raises(config):
         host.close()
     assert received == {"first": ["e0", "e1", "e2"], "second": ["e0", "e1", "e2"]}
     assert host.sink_failures["first"] == 3
+
+
+def test_paper_mode_never_loads_kiteconnect_or_twisted(config):
+    path = config("store:\n  path: STORE\nplugins:\n  disabled: [demo]\n")
+    code = ("import sys; from hostspec.host import App, call_each; app = App(); app.commands(); "
+            f"host = app.open_host({str(path)!r}); call_each(host.pm, 'hostspec_startup', host=host); "
+            "call_each(host.pm, 'hostspec_shutdown', guard=True, host=host); host.close(); "
+            "print(sorted(m for m in ('kiteconnect', 'twisted') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
