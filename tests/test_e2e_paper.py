@@ -145,3 +145,17 @@ def test_paper_reset_needs_confirmation_and_keeps_backups(tmp_path):
     assert json.loads((tmp_path / "paper-account.json").read_text())["orders"] == {}
     assert (tmp_path / "paper-account.json.bak").exists() and (tmp_path / "state.json.bak").exists()
     assert not (tmp_path / "state.json").exists()
+
+
+def test_sigterm_stops_the_host_cleanly_with_a_summary(tmp_path):
+    config = local_config(tmp_path)
+    place_like_a_host(tmp_path, 3, tick=0.05)
+    host = subprocess.Popen([sys.executable, "-m", "hostspec.cli", "run", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    host.send_signal(signal.SIGTERM)
+    out, err = host.communicate(timeout=15)
+    assert host.returncode == 0, err
+    assert "received SIGTERM; stopping" in err and "reconciler stopped" in err
+    assert "summary:" in out and "order-filled" in out
+    assert TinyDBStore(tmp_path / "state.json", read_only=True).load().checkpoint["stats"]["cycles"] >= 3
