@@ -371,7 +371,7 @@ def test_the_simulator_command_serves_the_real_client(tmp_path):
 def test_the_readme_live_demo_runs_to_a_clean_exit(tmp_path):
     from test_host import ROOT, tradehost
 
-    result = tradehost("run", "--config", str(ROOT / "configs" / "live-sim.yaml"), "--duration", "22",
+    result = tradehost("run", "--config", str(ROOT / "configs" / "live-sim.yaml"), "--duration", "30",
                        cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "live mode, broker kite" in result.stdout

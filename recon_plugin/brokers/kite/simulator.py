@@ -450,7 +450,7 @@ def start_demo_simulator(api_key: str, access_token: str, host: Any) -> str:
             return
         sim.add_order(symbol="TCS", side="SELL", quantity=15, status="OPEN PENDING")  # from another app
         log.info("kite-sim: an order was placed from another app")
-        if host.stop_requested.wait(8):
+        if host.stop_requested.wait(4):
             return
         sim.adjust_position("NSE", "INFY", "CNC", 5)
         log.info("kite-sim: 5 INFY moved into CNC outside the order book (a product conversion)")
