@@ -106,7 +106,8 @@ class KiteBroker:
     name = "kite"
 
     def __init__(self, api_key: str, access_token: str, root: str, timeout: float,
-                 access_token_env: str | None = None, access_token_file: Path | None = None) -> None:
+                 access_token_env: str | None = None, access_token_file: Path | None = None,
+                 on_close: Callable[[], None] | None = None) -> None:
         from kiteconnect import KiteConnect  # Twisted comes with it: imported only for a Kite broker
 
         register_secret(api_key)
@@ -117,6 +118,7 @@ class KiteBroker:
         self._token_file = access_token_file
         self._limiter = RateLimiter(REQUESTS_PER_SECOND)
         self._book_parser = OrderParser()
+        self._on_close = on_close  # e.g. stop the in-process simulator of the live demo
         self._lock = threading.Lock()
         self.requests = 0  # made, for tests and benchmarks
 
@@ -188,6 +190,8 @@ class KiteBroker:
 
     def close(self) -> None:
         self._kite.reqsession.close()
+        if self._on_close is not None:
+            self._on_close()
 
     @staticmethod
     def _parse_orders(what: str, rows: Any,
@@ -220,8 +224,8 @@ def open_kite_broker(host: Any) -> KiteBroker:
 
         api_key = os.environ.get(section["api_key_env"]) or "sim_api_key"
         token = os.environ.get(section["access_token_env"]) or "sim_access_token"
-        root = start_demo_simulator(api_key, token, host)
-        return KiteBroker(api_key, token, root, section["timeout_seconds"])
+        sim = start_demo_simulator(api_key, token, host)
+        return KiteBroker(api_key, token, sim.url, section["timeout_seconds"], on_close=sim.stop)
     api_key = secret_from_env(section["api_key_env"], "broker.kite.api_key_env", path)
     token_file = Path(section["access_token_file"]) if section["access_token_file"] else None
     token = os.environ.get(section["access_token_env"]) or (

@@ -47,14 +47,6 @@ def hostspec_register_brokers(register: Any) -> None:
     register("kite", open_kite)
 
 
-@hookimpl(trylast=True)
-def hostspec_shutdown(host: Host) -> None:
-    if "recon_plugin.brokers.kite.simulator" in sys.modules:
-        from recon_plugin.brokers.kite.simulator import stop_demo_simulators
-
-        stop_demo_simulators()
-
-
 # -- tradehost kite login ----------------------------------------------------------------------------
 
 def _setup_kite(parser: argparse.ArgumentParser) -> None:

@@ -438,10 +438,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def start_demo_simulator(api_key: str, access_token: str, host: Any) -> str:
+def start_demo_simulator(api_key: str, access_token: str, host: Any) -> KiteSimulator:
     """For ``broker.kite.simulate: true``: an automatic simulator in this process, with an external
-    order and a position drift scheduled so that the live demo has them to find. Stopped with the
-    host."""
+    order and a position drift scheduled so that the live demo has them to find. The broker that
+    talks to it stops it when it is closed."""
     sim = KiteSimulator(api_key=api_key, access_token=access_token, auto=True, tick_seconds=1.0, seed=3)
     url = sim.start()
 
@@ -456,14 +456,5 @@ def start_demo_simulator(api_key: str, access_token: str, host: Any) -> str:
         log.info("kite-sim: 5 INFY moved into CNC outside the order book (a product conversion)")
 
     threading.Thread(target=scenario, name="kite-sim-scenario", daemon=True).start()
-    _DEMO_SIMULATORS.append(sim)
     log.info("kite-sim: simulating Kite Connect at %s (live mode, nothing leaves this machine)", url)
-    return url
-
-
-_DEMO_SIMULATORS: list[KiteSimulator] = []
-
-
-def stop_demo_simulators() -> None:
-    while _DEMO_SIMULATORS:
-        _DEMO_SIMULATORS.pop().stop()
+    return sim
