@@ -347,12 +347,18 @@ class TinyDBStore:
 
     def _open_archive(self) -> None:
         """At open (writer): repair a torn last line, archive entries the last run wrote but did not."""
-        if self.journal_path.exists():
-            data = self.journal_path.read_bytes()
-            if data and not data.endswith(b"\n"):
-                with self.journal_path.open("r+b") as handle:
-                    handle.truncate(data.rfind(b"\n") + 1)
-        archived = max((e["seq"] for e in self._archived_entries()), default=0)
+        data = self.journal_path.read_bytes() if self.journal_path.exists() else b""
+        if data and not data.endswith(b"\n"):
+            data = data[: data.rfind(b"\n") + 1]
+            with self.journal_path.open("r+b") as handle:
+                handle.truncate(len(data))
+        # entries are appended in seq order: the last complete line is the newest archived (no need
+        # to parse a long history at every start)
+        last_line = data.rstrip(b"\n").rpartition(b"\n")[2]
+        try:
+            archived = json.loads(last_line)["seq"] if last_line else 0
+        except (ValueError, KeyError, TypeError):
+            archived = 0  # unreadable: archive again what the state file holds; readers drop repeats
         self._journal_archived = max(archived, self._meta_doc().get("journal_archived_upto", 0))
         self._archive(sorted((d for d in self._journal.all() if d["seq"] > self._journal_archived),
                              key=lambda d: d["seq"]))
