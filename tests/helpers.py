@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -95,3 +98,16 @@ def advance(local: LocalState, changes: Any) -> LocalState:
     ledger = {**local.ledger, **{e.order_id: e for e in changes.ledger}}
     checkpoint = {**local.checkpoint, **changes.checkpoint}
     return LocalState(orders, positions, ledger, checkpoint, local.events_sent_upto)
+
+
+def start_then_kill(args: Sequence[str], after: float) -> str:
+    """Start a child process, wait for its first line, let it run ``after`` seconds, SIGKILL it.
+
+    Returns the first line it printed (a child prints "ready" once it is working)."""
+    child = subprocess.Popen(list(args), stdout=subprocess.PIPE, text=True)
+    first = child.stdout.readline().strip()
+    time.sleep(after)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    return first

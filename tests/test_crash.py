@@ -20,7 +20,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
-from helpers import order
+from helpers import order, start_then_kill
 
 from hostspec.model import OrderStatus, Position, Side
 from recon_plugin.brokers.paper import PaperExchange
@@ -95,9 +95,8 @@ def positions_from_ledger(state):
     return expected
 
 
-def run_child(account, state, received, kill_after_write):
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(account), str(state), str(received),
-                             str(kill_after_write)], stdout=subprocess.PIPE, text=True)
+def child_args(account, state, received, kill_after_write):
+    return [sys.executable, "-c", CHILD, str(account), str(state), str(received), str(kill_after_write)]
 
 
 def test_kills_at_random_instants_never_lose_or_double_a_fill(tmp_path):
@@ -105,12 +104,8 @@ def test_kills_at_random_instants_never_lose_or_double_a_fill(tmp_path):
     place_orders(account, state_path)
     rng = random.Random(11)
     for _ in range(ROUNDS):
-        child = run_child(account, state_path, received, kill_after_write=0.3)
-        assert child.stdout.readline().strip() in ("ready", "")
-        time.sleep(rng.uniform(0.0, 0.3))
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        child.stdout.close()
+        first = start_then_kill(child_args(account, state_path, received, 0.3), rng.uniform(0.0, 0.3))
+        assert first in ("ready", "")  # "": it killed itself after a write before saying ready
         reader = TinyDBStore(state_path, read_only=True)
         state = reader.load()
         broker_view = {bo.broker_order_id: bo for bo in PaperExchange(account, read_only=True).fetch_orders()}
@@ -120,7 +115,7 @@ def test_kills_at_random_instants_never_lose_or_double_a_fill(tmp_path):
         assert {k: p for k, p in state.positions.items()} == positions_from_ledger(state)
 
     time.sleep(9)  # every scripted fill has happened at the exchange by now
-    child = run_child(account, state_path, received, kill_after_write=0.0)
+    child = subprocess.Popen(child_args(account, state_path, received, 0.0), stdout=subprocess.PIPE, text=True)
     child.stdout.readline()
     time.sleep(1.5)
     child.send_signal(signal.SIGTERM)

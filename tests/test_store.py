@@ -5,18 +5,15 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import stat
-import subprocess
 import sys
 import textwrap
 import threading
-import time
 from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from helpers import order
+from helpers import order, start_then_kill
 
 from hostspec.model import ChangeSet, Event, JournalEntry, LedgerEntry, OrderStatus, Position, utcnow
 from hostspec.store import ConflictError, StoreError
@@ -147,12 +144,7 @@ def test_state_file_survives_sigkill_during_writes(tmp_path):
     rng = random.Random(1)
     last = 0
     for _ in range(SOAK_ROUNDS):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.01, 0.25))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()
+        assert start_then_kill([sys.executable, "-c", WRITER, str(path)], rng.uniform(0.01, 0.25)) == "ready"
         reader = TinyDBStore(path, read_only=True)
         state = reader.load()
         n = state.checkpoint.get("n", 0)
