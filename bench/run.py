@@ -104,7 +104,7 @@ def synced_reconciler(directory: Path, rows: list[dict[str, Any]],
                       mode: Mode = Mode.PAPER) -> tuple[Reconciler, TinyDBStore, WireBroker]:
     store = TinyDBStore(directory / f"state-{len(rows)}-{time.monotonic_ns()}.json")
     broker = WireBroker(body_of(rows))
-    r = Reconciler(broker, store, Settings(mode=mode, missing_grace_seconds=10), interval=2.0)
+    r = Reconciler(broker, store, Settings(mode=mode, missing_grace_seconds=10, interval_seconds=2.0))
     first = r.run_cycle()  # adopts the book: local state now agrees with it
     assert first.error is None, first.error
     assert r.run_cycle().writes == 0
@@ -199,7 +199,7 @@ def bench_e2e(sizes: list[int], tmp: Path) -> list[dict[str, Any]]:
         stock = KiteConnect(api_key="bench_key", access_token="bench_token", root=url, timeout=30)
         broker = KiteBroker("bench_key", "bench_token", url, timeout=30)
         store = TinyDBStore(tmp / f"e2e-{n}.json")
-        r = Reconciler(broker, store, Settings(mode=Mode.LIVE, missing_grace_seconds=10), interval=2.0)
+        r = Reconciler(broker, store, Settings(mode=Mode.LIVE, missing_grace_seconds=10, interval_seconds=2.0))
         assert r.run_cycle().error is None
         stock_ms = best_of(stock.orders, max(3, repeats(n) // 2))
         ours_ms = best_of(r.run_cycle, max(3, repeats(n) // 2))
@@ -259,7 +259,7 @@ def bench_footprint(tmp: Path, seconds: float, cycles: int) -> dict[str, Any]:
     url = sim.start()
     broker = KiteBroker("bench_key", "bench_token", url, timeout=30)
     store = TinyDBStore(tmp / "footprint.json")
-    r = Reconciler(broker, store, Settings(mode=Mode.LIVE, missing_grace_seconds=10), interval=2.0)
+    r = Reconciler(broker, store, Settings(mode=Mode.LIVE, missing_grace_seconds=10, interval_seconds=2.0))
     r.run_cycle()
     r.start()
     before, wall = thread_cpu_seconds(("recon-",)), time.monotonic()

@@ -12,12 +12,12 @@ and an entry point in the ``hostspec`` group. The specs and their contracts are 
 ``hostspec.hookspecs``; the broker and store protocols in ``hostspec.broker`` and ``hostspec.store``.
 """
 
-import pluggy
-
 from hostspec.broker import Broker, BrokerError, FailureKind
-from hostspec.commands import Command
-from hostspec.config import Config, ConfigError, Option
-from hostspec.hookspecs import PROJECT, hookspec
+from hostspec.commands import Command, HostOpener
+from hostspec.config import Config, Option, setting
+from hostspec.errors import ConfigError, HostError, PluginError, ResourceBusyError
+from hostspec.host import Host
+from hostspec.markers import PROJECT, hookimpl, hookspec
 from hostspec.model import (
     BrokerOrder,
     ChangeSet,
@@ -34,8 +34,6 @@ from hostspec.model import (
 )
 from hostspec.store import ConflictError, StateStore, StoreError
 
-hookimpl = pluggy.HookimplMarker(PROJECT)
-
 __all__ = [
     "PROJECT",
     "Broker",
@@ -49,6 +47,9 @@ __all__ = [
     "Event",
     "FailureKind",
     "Fill",
+    "Host",
+    "HostError",
+    "HostOpener",
     "JournalEntry",
     "LedgerEntry",
     "LocalState",
@@ -56,10 +57,13 @@ __all__ = [
     "Option",
     "Order",
     "OrderStatus",
+    "PluginError",
     "Position",
+    "ResourceBusyError",
     "Side",
     "StateStore",
     "StoreError",
     "hookimpl",
     "hookspec",
+    "setting",
 ]

@@ -7,6 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from hostspec.errors import HostError
 from hostspec.model import BrokerOrder, Position, Side
 
 
@@ -20,7 +21,7 @@ class FailureKind(StrEnum):
     REJECTED = "rejected"  # the broker refused a request (bad input, order refused)
 
 
-class BrokerError(Exception):
+class BrokerError(HostError):
     """A broker call failed. Never means "empty": a fetch that raises this returned nothing.
 
     The message must never contain a secret (API key, access token, password).
@@ -61,7 +62,7 @@ class Broker(Protocol):
         the id. Used sparingly, for orders missing from the order book."""
         ...
 
-    def place_order(self, *, tag: str, exchange: str, symbol: str, product: str, side: Side,
+    def place_order(self, *, tag: str | None, exchange: str, symbol: str, product: str, side: Side,
                     quantity: int, price: Decimal | None = None) -> str:
         """Submit an order; returns the broker's order id. Optional: the reconciler never calls it."""
         ...

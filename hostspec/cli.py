@@ -9,10 +9,11 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from hostspec.commands import Command
-from hostspec.config import ConfigError
+from hostspec.app import App
+from hostspec.commands import Command, HostOpener
 from hostspec.console import ConsoleSink
-from hostspec.host import DISABLE_ENV, App, PluginError, call_each
+from hostspec.errors import ConfigError, HostError, PluginError
+from hostspec.manager import DISABLE_ENV
 from hostspec.secrets import RedactingFilter
 
 log = logging.getLogger("tradehost")
@@ -36,13 +37,13 @@ def setup_logging(verbose: bool) -> None:
 
 
 def _setup_run(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, metavar="PATH", help="the YAML configuration file")
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="stop by itself after this many seconds (default: run until Ctrl-C or SIGTERM)")
 
 
-def run_command(args: argparse.Namespace, app: App) -> int:
+def run_command(args: argparse.Namespace, app: HostOpener) -> int:
     """``tradehost run``: start every plugin, print events as they happen, stop cleanly."""
+    assert isinstance(app, App), "tradehost run starts plugins: it needs the reference host's App"
     if args.duration is not None and args.duration <= 0:
         raise ConfigError("--duration", "", "must be a positive number of seconds")
     console = ConsoleSink(sys.stdout)
@@ -55,18 +56,16 @@ def run_command(args: argparse.Namespace, app: App) -> int:
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     status = 0
     try:
-        print(f"tradehost: {host.mode.value} mode, broker {host.config['broker']['name']}, "
-              f"store {host.config['store']['name']}"
+        print(f"tradehost: {host.mode.value} mode, broker {host.config.broker.name}, "
+              f"store {host.config.store.name}"
               + (f", for {args.duration:g}s" if args.duration else "; Ctrl-C to stop"), flush=True)
-        call_each(host.pm, "hostspec_startup", host=host)
+        app.start(host)
         host.stop_requested.wait(args.duration)
     except PluginError as exc:
         log.error("%s; stopping", exc)
         status = 1
     finally:
-        host.stop_requested.set()
-        call_each(host.pm, "hostspec_shutdown", guard=True, host=host)
-        host.close()
+        app.stop(host)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     for line in console.summary_lines():
@@ -76,8 +75,9 @@ def run_command(args: argparse.Namespace, app: App) -> int:
     return status
 
 
-def plugins_command(args: argparse.Namespace, app: App) -> int:
+def plugins_command(args: argparse.Namespace, app: HostOpener) -> int:
     """``tradehost plugins``: what is loaded, from which distribution, implementing which hooks."""
+    assert isinstance(app, App), "tradehost plugins lists the reference host's plugins"
     for info in app.plugins.describe():
         version = f" {info.version}" if info.version else ""
         print(f"{info.name:<10} {info.distribution}{version}")
@@ -91,9 +91,8 @@ def plugins_command(args: argparse.Namespace, app: App) -> int:
 
 BUILTIN_COMMANDS = (
     Command("run", "run the host: reconcile continuously and print events as they happen",
-            _setup_run, run_command),
-    Command("plugins", "list the loaded plugins, their distributions and hooks",
-            lambda parser: None, plugins_command),
+            _setup_run, run_command, uses_config=True),
+    Command("plugins", "list the loaded plugins, their distributions and hooks", run=plugins_command),
 )
 
 
@@ -104,7 +103,7 @@ def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in commands:
-        command.setup(sub.add_parser(command.name, help=command.help, description=command.help))
+        command.add_to(sub)
     return parser
 
 
@@ -113,11 +112,16 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> int:
     app = app or App()
     commands = {c.name: c for c in (*BUILTIN_COMMANDS, *app.commands())}
     args = build_parser(list(commands.values())).parse_args(argv)
+    command: Command = args.command_to_run
+    assert command.run is not None
     try:
-        return commands[args.command].run(args, app)
+        return command.run(args, app)
     except ConfigError as exc:
         print(f"tradehost: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_status
+    except HostError as exc:
+        print(f"tradehost: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -47,9 +47,15 @@ def _converters(hint: Any) -> tuple[_Convert, _Convert]:
 
 
 @cache
-def _plan(cls: type) -> tuple[tuple[str, _Convert, _Convert], ...]:
+def _cached_plan(cls: Hashable) -> tuple[tuple[str, _Convert, _Convert], ...]:
+    assert isinstance(cls, type)
     hints = typing.get_type_hints(cls)
     return tuple((f.name, *_converters(hints[f.name])) for f in dataclasses.fields(cls))
+
+
+def _plan(cls: type) -> tuple[tuple[str, _Convert, _Convert], ...]:
+    """Each field's (name, encode, decode), derived once per class."""
+    return _cached_plan(cls)
 
 
 def to_dict(record: Any) -> dict[str, Any]:

@@ -1,5 +1,14 @@
-"""Configuration: YAML read with ``yaml.safe_load``, validated against the schemas the host and its
+"""Configuration: YAML read with ``yaml.safe_load``, validated against the sections the host and its
 plugins declare (``hostspec_config_schema``), with defaults filled in.
+
+A section is declared once, as a frozen dataclass whose fields are ``setting(default, help, ...)``:
+the schema the file is validated against and the typed settings object a plugin reads
+(``config.get(MySettings)``) both come from that one declaration::
+
+    @dataclass(frozen=True)
+    class PaperSettings:
+        seed: int = setting(7, "seed of the simulated market")
+        tick_seconds: float = setting(1.0, "length of one step of the simulated clock", minimum=0.01)
 
 Every problem is a ``ConfigError`` naming the file and the dotted key, which the command line turns
 into one line and exit status 2.
@@ -8,28 +17,29 @@ into one line and exit status 2.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from enum import Enum
+from functools import cache
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import yaml
 
+from hostspec.errors import ConfigError
 from hostspec.model import Mode
 
+__all__ = ["Config", "ConfigError", "Option", "Schema", "Section", "schema_of", "setting"]
 
-class ConfigError(Exception):
-    """A configuration problem, named by file and dotted key."""
-
-    def __init__(self, file: str | Path, key: str, message: str) -> None:
-        super().__init__(f"{file}: {key}: {message}" if key else f"{file}: {message}")
-        self.file = str(file)
-        self.key = key
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Option:
-    """One configuration key: its type, default and limits."""
+    """One configuration key: its type, default and limits (derived from a ``setting`` field)."""
 
     kind: type | tuple[type, ...]
     default: Any = None
@@ -60,6 +70,8 @@ class Option:
 
 
 Schema = dict[str, Union[Option, "Schema"]]
+Section = type | Schema
+"""What a plugin declares for one section: a settings dataclass (preferred) or a raw ``Schema``."""
 
 
 def _type_names(kinds: tuple[type, ...]) -> str:
@@ -67,33 +79,140 @@ def _type_names(kinds: tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-_DISABLED = Option(list, [], "entry-point names not to load", items=str)
+# -- settings declared once -----------------------------------------------------------------------
 
-CORE_SCHEMA: Schema = {
-    "mode": Option(str, "paper", "paper or live", choices=tuple(m.value for m in Mode)),
-    "broker": {"name": Option(str, "paper", "the broker plugin to use, by its registered name")},
-    "store": {
-        "name": Option(str, "tinydb", "the state-store plugin to use, by its registered name"),
-        "path": Option(str, "var/recon-state.json", "where the store keeps its data (relative to the working "
-                                                    "directory)"),
-    },
-    "plugins": {"disabled": _DISABLED},
-}
+_OPTION = "hostspec.option"
+
+
+@dataclass(frozen=True)
+class _Limits:
+    help: str
+    minimum: float | None
+
+
+def setting(default: Any, help: str, *, minimum: float | None = None) -> Any:
+    """A field of a settings dataclass: its default, its help text and, for numbers, its minimum.
+
+    The field's type annotation gives the rest: ``bool``, ``int``, ``float``, ``str``, an ``Enum``
+    (its values are the choices), ``tuple[str, ...]`` (a YAML list), each optionally ``| None``.
+    """
+    return dataclasses.field(default=default, metadata={_OPTION: _Limits(help, minimum)})
+
+
+def _option_for(hint: Any, default: Any, limits: _Limits, where: str) -> tuple[Option, Callable[[Any], Any]]:
+    """The ``Option`` a field's type declares, and the function that turns a checked value into the
+    field's type (an enum member, a tuple)."""
+    nullable = False
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        nullable, hint = len(args) < len(typing.get_args(hint)), args[0]
+    raw_default = (default.value if isinstance(default, Enum)
+                   else list(default) if isinstance(default, tuple) else default)
+
+    def option(kind: type, choices: tuple[Any, ...] = (), items: type | None = None) -> Option:
+        return Option(kind, raw_default, limits.help, choices=choices, minimum=limits.minimum, items=items,
+                      nullable=nullable)
+
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        enum = hint
+        return option(str, choices=tuple(m.value for m in enum)), lambda v: None if v is None else enum(v)
+    if typing.get_origin(hint) is tuple:
+        return option(list, items=typing.get_args(hint)[0]), lambda v: None if v is None else tuple(v)
+    if hint in (bool, int, float, str):
+        return option(hint), lambda v: v
+    raise TypeError(f"{where}: a setting cannot be of type {hint!r}")
+
+
+@cache
+def _declaration(cls: Hashable) -> tuple[Schema, dict[str, Callable[[Any], Any]]]:
+    if not isinstance(cls, type) or not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a settings dataclass")
+    hints = typing.get_type_hints(cls)
+    schema: Schema = {}
+    converters: dict[str, Callable[[Any], Any]] = {}
+    for f in dataclasses.fields(cls):
+        limits = f.metadata.get(_OPTION)
+        if limits is not None:
+            schema[f.name], converters[f.name] = _option_for(hints[f.name], f.default, limits,
+                                                             f"{cls.__qualname__}.{f.name}")
+    return schema, converters
+
+
+def schema_of(cls: type) -> Schema:
+    """The schema a settings dataclass declares (its ``setting`` fields)."""
+    return _declaration(cls)[0]
+
+
+def settings_from(cls: type[T], section: Mapping[str, Any], **derived: Any) -> T:
+    """An instance of the settings dataclass ``cls`` from a validated section; ``derived`` fills the
+    fields that are not read from the file (``mode``, say)."""
+    converters = _declaration(typing.cast(type, cls))[1]
+    return cls(**{name: convert(section[name]) for name, convert in converters.items() if name in section},
+               **derived)
+
+
+# -- the host's own sections ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BrokerChoice:
+    """``broker``: which broker plugin to use."""
+
+    name: str = setting("paper", "the broker plugin to use, by its registered name")
+
+
+@dataclass(frozen=True)
+class StoreChoice:
+    """``store``: which state-store plugin to use, and where it keeps its data."""
+
+    name: str = setting("tinydb", "the state-store plugin to use, by its registered name")
+    path: str = setting("var/recon-state.json", "where the store keeps its data (relative to the working "
+                                                "directory)")
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    """``plugins``: which installed plugins not to load."""
+
+    disabled: tuple[str, ...] = setting((), "entry-point names not to load")
+
+
+CORE_SECTIONS: dict[str, Section] = {"broker": BrokerChoice, "store": StoreChoice, "plugins": PluginSettings}
+_MODE = Option(str, Mode.PAPER.value, "paper or live", choices=tuple(m.value for m in Mode))
 
 
 class Config:
-    """The validated configuration: nested dicts with every default filled in."""
+    """The validated configuration: nested dicts with every default filled in, and typed settings
+    objects for every section declared as a settings dataclass (``get``)."""
 
-    def __init__(self, data: dict[str, Any], path: Path) -> None:
+    def __init__(self, data: dict[str, Any], path: Path, declared: Mapping[type, str] | None = None) -> None:
         self.data = data
         self.path = path
+        self._declared = {BrokerChoice: "broker", StoreChoice: "store", PluginSettings: "plugins",
+                          **(declared or {})}
+        self._built: dict[type, Any] = {}
 
     @property
     def mode(self) -> Mode:
         return Mode(self.data["mode"])
 
+    @property
+    def broker(self) -> BrokerChoice:
+        return self.get(BrokerChoice)
+
+    @property
+    def store(self) -> StoreChoice:
+        return self.get(StoreChoice)
+
+    def get(self, cls: type[T]) -> T:
+        """The settings of the section declared with ``cls``, typed and frozen."""
+        if cls not in self._built:
+            if cls not in self._declared:
+                raise KeyError(f"no configuration section is declared with {cls.__qualname__}")
+            self._built[cls] = settings_from(cls, self.section(self._declared[cls]))
+        return typing.cast(T, self._built[cls])
+
     def section(self, dotted: str) -> dict[str, Any]:
-        """A section by dotted path (``"broker.paper"``); an empty dict when absent."""
+        """A section by dotted path (``"broker.paper"``) as plain data; an empty dict when absent."""
         node: Any = self.data
         for part in dotted.split("."):
             node = node.get(part, {}) if isinstance(node, dict) else {}
@@ -131,24 +250,33 @@ def disabled_plugins(raw: Mapping[str, Any], path: str | Path) -> list[str]:
     plugins = raw.get("plugins") or {}
     if not isinstance(plugins, dict):
         raise ConfigError(path, "plugins", "must be a mapping")
-    return list(_DISABLED.check(plugins.get("disabled") or [], path, "plugins.disabled"))
+    option = schema_of(PluginSettings)["disabled"]
+    assert isinstance(option, Option)
+    return list(option.check(plugins.get("disabled") or [], path, "plugins.disabled"))
 
 
-def merge_schemas(contributions: list[tuple[str, dict[str, Schema]]]) -> Schema:
-    """The core schema plus every plugin's sections; two plugins claiming one section is an error."""
-    schema: Schema = copy.deepcopy(CORE_SCHEMA)
+def merge_schemas(contributions: list[tuple[str, Mapping[str, Section]]]) -> tuple[Schema, dict[type, str]]:
+    """The host's sections plus every plugin's, as one schema, and which settings class declared
+    which section; two plugins claiming one section is an error."""
+    schema: Schema = {"mode": _MODE}
+    declared: dict[type, str] = {}
     owners: dict[str, str] = {}
-    for plugin, sections in contributions:
+    for plugin, sections in [("the host", CORE_SECTIONS), *contributions]:
         for dotted, section in sections.items():
             if dotted in owners:
                 raise ValueError(f"config section {dotted!r} is declared by both {owners[dotted]} and {plugin}")
             owners[dotted] = plugin
+            if isinstance(section, type):
+                declared[section] = dotted
+                section = schema_of(section)
             node = schema
             *parents, leaf = dotted.split(".")
             for part in parents:
-                node = node.setdefault(part, {})  # type: ignore[assignment]
-            node[leaf] = section
-    return schema
+                child = node.setdefault(part, {})
+                assert isinstance(child, dict), f"{dotted}: {part} is a key, not a section"
+                node = child
+            node[leaf] = copy.deepcopy(section)
+    return schema, declared
 
 
 def validate(raw: Mapping[str, Any], schema: Schema, path: str | Path,

@@ -6,11 +6,8 @@ import threading
 from collections import Counter
 from typing import TextIO
 
-import pluggy
-
-from hostspec.hookspecs import PROJECT
-
-hookimpl = pluggy.HookimplMarker(PROJECT)
+from hostspec.markers import hookimpl
+from hostspec.model import Event
 
 
 def format_event(kind: str, summary: str, at: str) -> str:
@@ -26,7 +23,7 @@ class ConsoleSink:
         self._lock = threading.Lock()
 
     @hookimpl
-    def hostspec_handle_event(self, event) -> None:
+    def hostspec_handle_event(self, event: Event) -> None:
         summary = str(event.data.get("summary") or event.data)
         line = format_event(event.kind, summary, event.at.astimezone().strftime("%H:%M:%S"))
         with self._lock:

@@ -15,35 +15,38 @@ the plugin's name and stops the host's start (configure, startup) or is logged a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
 
-import pluggy
+from hostspec.broker import Broker
+from hostspec.commands import Command
+from hostspec.config import Config, Section
+from hostspec.host import Host
+from hostspec.markers import PROJECT, hookspec
+from hostspec.model import Event
+from hostspec.store import StateStore
 
-if TYPE_CHECKING:
-    from hostspec.broker import Broker
-    from hostspec.commands import Command
-    from hostspec.config import Config, Schema
-    from hostspec.host import Host
-    from hostspec.model import Event
-    from hostspec.store import StateStore
+__all__ = ["PROJECT", "BrokerFactory", "StoreFactory", "hookspec"]
 
-PROJECT = "hostspec"
-hookspec = pluggy.HookspecMarker(PROJECT)
-
-BrokerFactory = Callable[["Host"], "Broker"]
-StoreFactory = Callable[["Host"], "StateStore"]
+BrokerFactory = Callable[[Host], Broker]
+"""Makes the broker from the running host (its ``config`` and ``read_only`` flag)."""
+StoreFactory = Callable[[Host], StateStore]
+"""Makes the state store from the running host."""
 
 
 @hookspec
-def hostspec_config_schema() -> dict[str, Schema] | None:
+def hostspec_config_schema() -> Mapping[str, Section] | None:
     """Declare the configuration sections this plugin reads.
 
-    Return a mapping of section path to schema, for example ``{"reconciliation": {...}}`` or, for a
-    broker, ``{"broker.mybroker": {...}}``; a schema maps each key to an ``hostspec.config.Option``
-    (or to a nested schema). The host validates the YAML file against the union of all schemas
-    before anything starts: an unknown key or a value of the wrong type stops the host with exit
-    status 2 and a message naming the file and the key. Defaults fill in omitted keys.
+    Return a mapping of section path to a settings dataclass, for example
+    ``{"broker.mybroker": MyBrokerSettings}``: a frozen dataclass whose fields are
+    ``hostspec.config.setting(default, help, minimum=...)``, typed ``bool``, ``int``, ``float``,
+    ``str``, an ``Enum`` (its values are the choices) or ``tuple[str, ...]``, each optionally
+    ``| None``. Read it back, typed, with ``host.config.get(MyBrokerSettings)``. (A raw
+    ``hostspec.config.Schema`` of ``Option`` objects is accepted too.)
+
+    The host validates the YAML file against the union of all sections before anything starts: an
+    unknown key or a value of the wrong type stops the host with exit status 2 and a message naming
+    the file and the key. Defaults fill in omitted keys.
 
     Called once, before ``hostspec_configure``.
     """
@@ -53,7 +56,7 @@ def hostspec_config_schema() -> dict[str, Schema] | None:
 def hostspec_configure(config: Config) -> None:
     """Receive the validated configuration, before any broker or store exists.
 
-    Raise ``hostspec.config.ConfigError`` for a value that is well-typed but unusable: the host
+    Raise ``hostspec.errors.ConfigError`` for a value that is well-typed but unusable: the host
     reports it as a configuration error (exit status 2).
     """
 

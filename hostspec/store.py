@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from hostspec.errors import HostError
 from hostspec.model import ChangeSet, Event, JournalEntry, LocalState, Order
 
 
-class StoreError(Exception):
+class StoreError(HostError):
     """The store could not read or write. Nothing was changed by the call that raised it."""
 
 

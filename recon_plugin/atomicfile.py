@@ -14,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from hostspec.errors import ResourceBusyError
+
 
 def _temp_prefix(path: Path) -> str:
     return f".{path.name}.tmp-"
@@ -55,7 +57,8 @@ def sweep_temp_files(path: Path) -> int:
 class WriterLock:
     """An exclusive, non-blocking lock on ``<path>.lock``: one writing process per file.
 
-    Held for the life of the writer; released by ``release()`` or when the process dies (the kernel
+    Raises ``hostspec.errors.ResourceBusyError`` when another process holds it. Held for the life of
+    the writer; released by ``release()`` or when the process dies (the kernel
     drops ``flock`` locks with the file descriptor, so a SIGKILLed writer never leaves it stuck).
     """
 
@@ -68,7 +71,7 @@ class WriterLock:
         except BlockingIOError:
             os.close(self._fd)
             self._fd = None
-            raise BlockingIOError(f"{path} is in use by another writer (lock {self.path})") from None
+            raise ResourceBusyError(path, self.path) from None
 
     def release(self) -> None:
         if self._fd is not None:

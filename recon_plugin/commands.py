@@ -5,35 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from hostspec.broker import BrokerError
 from hostspec.codec import to_dict
-from hostspec.commands import Command
-from hostspec.host import App
+from hostspec.commands import Command, HostOpener
 from hostspec.model import key_str, utcnow
 from hostspec.store import StoreError
-from recon_plugin.plugin import make_reconciler
+from recon_plugin.runner import make_reconciler
+from recon_plugin.settings import settings_for
 
 
-def _setup(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="recon_command", metavar="ACTION", required=True)
-    specs = {
-        "status": "local orders, positions and reconciliation statistics, read from the store",
-        "report": "the reconciliation journal: every discrepancy and its resolution",
-        "check": "run one cycle in dry-run: report what would change, change nothing "
-                 "(exit 0 in sync, 1 differences found, 2 error)",
-    }
-    for name, text in specs.items():
-        p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("--config", required=True, metavar="PATH", help="the YAML configuration file")
-        p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-        if name == "report":
-            p.add_argument("--since", metavar="TIME", type=_parse_since,
-                           help="only entries at or after TIME: ISO 8601 (2026-01-02T09:15) or an age (30m, 2h, 1d)")
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def _setup_report(parser: argparse.ArgumentParser) -> None:
+    _add_json(parser)
+    parser.add_argument("--since", metavar="TIME", type=_parse_since,
+                        help="only entries at or after TIME: ISO 8601 (2026-01-02T09:15) or an age (30m, 2h, 1d)")
 
 
 def _parse_since(text: str) -> datetime:
@@ -48,17 +41,10 @@ def _parse_since(text: str) -> datetime:
     return when if when.tzinfo else when.astimezone()
 
 
-def _run(args: argparse.Namespace, app: App) -> int:
-    return {"status": status, "report": report, "check": check}[args.recon_command](args, app)
-
-
-def status(args: argparse.Namespace, app: App) -> int:
-    host = app.open_host(args.config, read_only=True, with_broker=False)
-    try:
+def status(args: argparse.Namespace, app: HostOpener) -> int:
+    with app.open_host(args.config, read_only=True, with_broker=False) as host:
         assert host.store is not None
         state = host.store.load()
-    finally:
-        host.close()
     orders = sorted(state.orders.values(), key=lambda o: o.created_at)
     stats = state.checkpoint.get("stats", {})
     if args.json:
@@ -89,13 +75,10 @@ def status(args: argparse.Namespace, app: App) -> int:
     return 0
 
 
-def report(args: argparse.Namespace, app: App) -> int:
-    host = app.open_host(args.config, read_only=True, with_broker=False)
-    try:
+def report(args: argparse.Namespace, app: HostOpener) -> int:
+    with app.open_host(args.config, read_only=True, with_broker=False) as host:
         assert host.store is not None
         entries = host.store.journal(args.since)
-    finally:
-        host.close()
     if args.json:
         print(json.dumps([to_dict(e) for e in entries], indent=1))
         return 0
@@ -107,16 +90,14 @@ def report(args: argparse.Namespace, app: App) -> int:
     return 0
 
 
-def check(args: argparse.Namespace, app: App) -> int:
+def check(args: argparse.Namespace, app: HostOpener) -> int:
     try:
         host = app.open_host(args.config, read_only=True)
     except (BrokerError, StoreError) as exc:
         print(f"recon check: could not complete a cycle: cannot open the broker or store: {exc}")
         return 2
-    try:
-        result = make_reconciler(host, dry_run=True).run_cycle()
-    finally:
-        host.close()
+    with host:
+        result = make_reconciler(host, replace(settings_for(host.config), dry_run=True)).run_cycle()
     if result.error or result.plan is None:
         print(f"recon check: could not complete a cycle: {result.error}")
         return 2
@@ -147,4 +128,11 @@ def _compact(data: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in data.items() if v not in (None, "")) or "-"
 
 
-RECON_COMMAND = Command("recon", "inspect reconciliation: status, journal report, dry-run check", _setup, _run)
+RECON_COMMAND = Command("recon", "inspect reconciliation: status, journal report, dry-run check", subcommands=(
+    Command("status", "local orders, positions and reconciliation statistics, read from the store",
+            _add_json, status, uses_config=True),
+    Command("report", "the reconciliation journal: every discrepancy and its resolution",
+            _setup_report, report, uses_config=True),
+    Command("check", "run one cycle in dry-run: report what would change, change nothing "
+                     "(exit 0 in sync, 1 differences found, 2 error)", _add_json, check, uses_config=True),
+))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hostspec.model import BrokerOrder, ChangeSet, LedgerEntry, LocalState, Mode, Order, OrderStatus
-from recon_plugin.plan import Plan, PlanBuilder, Settings, Snapshot
+from recon_plugin.plan import Plan, PlanBuilder, Snapshot
 from recon_plugin.rules import (
     effective_status,
     reconcile_external,
@@ -20,6 +20,7 @@ from recon_plugin.rules import (
     reconcile_positions,
     reconcile_seen,
 )
+from recon_plugin.settings import Settings
 
 
 @dataclass

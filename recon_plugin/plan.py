@@ -23,24 +23,12 @@ from hostspec.model import (
     JournalEntry,
     LedgerEntry,
     LocalState,
-    Mode,
     Order,
     Position,
     key_str,
     stable_id,
 )
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The engine's tunables (the ``reconciliation`` config section)."""
-
-    mode: Mode = Mode.PAPER
-    missing_grace_seconds: float = 10.0
-    missing_retries: int = 3
-    max_queries_per_cycle: int = 10
-    external_orders: str = "adopt"  # adopt | report
-    position_mismatch_cycles: int = 2
+from recon_plugin.settings import Settings
 
 
 @dataclass(frozen=True)

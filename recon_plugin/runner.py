@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from hostspec.broker import Broker, BrokerError, FailureKind
+from hostspec.host import Host
 from hostspec.model import BrokerOrder, ChangeSet, Event, Mode, stable_id, utcnow
 from hostspec.store import ConflictError, StateStore, StoreError
 from recon_plugin import signals
 from recon_plugin.engine import SyncMemo, orders_to_query, plan_cycle
 from recon_plugin.outbox import Publisher
-from recon_plugin.plan import Decision, Plan, Settings, Snapshot
+from recon_plugin.plan import Decision, Plan, Snapshot
+from recon_plugin.settings import Settings
 from recon_plugin.stats import QuietLog, Stats
 
 log = logging.getLogger("recon")
@@ -48,20 +50,29 @@ class CycleReport:
     decisions: list[Decision] = field(default_factory=list)
 
 
+def make_reconciler(host: Host, settings: Settings) -> Reconciler:
+    """The reconciler for a host's broker and store, announcing through the host's event sinks."""
+    if host.broker is None or host.store is None:
+        raise ValueError("the reconciler needs a host opened with its broker and store")
+    return Reconciler(host.broker, host.store, settings, emit=host.emit)
+
+
 class Reconciler:
-    def __init__(self, broker: Broker, store: StateStore, settings: Settings, interval: float,
-                 dry_run: bool = False, emit: Callable[[Event], None] | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    """Runs cycles for one broker account into one store, by ``settings`` (interval and dry-run
+    included); ``emit`` hands each published event to the host's event sinks."""
+
+    def __init__(self, broker: Broker, store: StateStore, settings: Settings,
+                 emit: Callable[[Event], None] | None = None, clock: Callable[[], datetime] = utcnow) -> None:
         self.broker = broker
         self.store = store
         self.settings = settings
-        self.interval = interval
-        self.dry_run = dry_run
+        self.interval = settings.interval
+        self.dry_run = settings.dry_run
         self.emit = emit
         self.clock = clock
         self.stats = Stats.from_dict(store.load().checkpoint.get("stats", {}))
         self.publisher = Publisher(store, self._deliver)
-        self.next_delay = interval
+        self.next_delay = self.interval
         self._quiet = QuietLog(log)
         self._lost_checked: dict[str, float] = {}
         self._memo = SyncMemo()

@@ -56,7 +56,7 @@ CHILD = textwrap.dedent("""
         return written
     store.apply = apply_then_maybe_die
 
-    r = Reconciler(broker, store, Settings(missing_grace_seconds=0), 0.01, emit=sink)
+    r = Reconciler(broker, store, Settings(missing_grace_seconds=0, interval_seconds=0.01), emit=sink)
     r.publisher.publish_pending()
     print("ready", flush=True)
     while True:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from hostspec import hookimpl
+from hostspec.app import App
 from hostspec.cli import main
-from hostspec.host import App
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -190,9 +190,8 @@ def test_every_sink_receives_every_event_even_when_one_raises(config):
 
 def test_paper_mode_never_loads_kiteconnect_or_twisted(config):
     path = config("store:\n  path: STORE\nplugins:\n  disabled: [demo]\n")
-    code = ("import sys; from hostspec.host import App, call_each; app = App(); app.commands(); "
-            f"host = app.open_host({str(path)!r}); call_each(host.pm, 'hostspec_startup', host=host); "
-            "call_each(host.pm, 'hostspec_shutdown', guard=True, host=host); host.close(); "
+    code = ("import sys; from hostspec.app import App; app = App(); app.commands(); "
+            f"host = app.open_host({str(path)!r}); app.start(host); app.stop(host); "
             "print(sorted(m for m in ('kiteconnect', 'twisted') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

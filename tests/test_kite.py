@@ -39,7 +39,8 @@ def store(tmp_path):
 
 def reconciler(kite, store, mode=Mode.LIVE):
     events = []
-    r = Reconciler(kite, store, Settings(mode=mode, missing_grace_seconds=0), 0.05, emit=events.append)
+    r = Reconciler(kite, store, Settings(mode=mode, missing_grace_seconds=0, interval_seconds=0.05),
+                   emit=events.append)
     return r, events
 
 

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from hostspec.broker import BrokerError
+from hostspec.errors import ResourceBusyError
 from hostspec.model import OrderStatus, Side
 from recon_plugin.brokers.paper import PaperExchange, draw_script, market_price
 
@@ -63,7 +64,7 @@ def test_a_read_only_process_sees_the_same_book_and_cannot_change_it(tmp_path):
     assert reader.fetch_orders() == writer.fetch_orders()
     with pytest.raises(BrokerError, match="read-only"):
         reader.place_order(tag=None, exchange="NSE", symbol="X", product="CNC", side=Side.BUY, quantity=1)
-    with pytest.raises(BlockingIOError):
+    with pytest.raises(ResourceBusyError, match="in use by another writer"):
         PaperExchange(path)  # one writer per account
 
 

@@ -28,10 +28,11 @@ def store(tmp_path):
     s.close()
 
 
-def make(store, book=(), mode=Mode.PAPER, interval=0.05, **kwargs):
+def make(store, book=(), mode=Mode.PAPER, interval=0.05, dry_run=False, **kwargs):
     b = ScriptedBroker(book)
     emitted: list[Event] = []
-    r = Reconciler(b, store, Settings(mode=mode, missing_grace_seconds=0), interval, emit=emitted.append, **kwargs)
+    settings = Settings(mode=mode, missing_grace_seconds=0, interval_seconds=interval, dry_run=dry_run)
+    r = Reconciler(b, store, settings, emit=emitted.append, **kwargs)
     return r, b, emitted
 
 
@@ -238,7 +239,7 @@ def test_the_reconciler_only_reads_the_broker(store):
 def test_disabled_reconciliation_starts_nothing(tmp_path):
     from test_host import write
 
-    from hostspec.host import App, call_each
+    from hostspec.app import App
     from recon_plugin.plugin import reconciler_for
 
     config = write(tmp_path / "c.yaml", f"""
@@ -246,12 +247,12 @@ def test_disabled_reconciliation_starts_nothing(tmp_path):
         reconciliation: {{enabled: false}}
         plugins: {{disabled: [demo]}}
     """)
-    host = App().open_host(config)
+    app = App()
+    host = app.open_host(config)
     try:
         before = {t.name for t in threading.enumerate()}
-        call_each(host.pm, "hostspec_startup", host=host)
+        app.start(host)
         assert reconciler_for(host) is None
         assert not {t.name for t in threading.enumerate()} - before
     finally:
-        call_each(host.pm, "hostspec_shutdown", guard=True, host=host)
-        host.close()
+        app.stop(host)

@@ -15,6 +15,7 @@ from decimal import Decimal
 import pytest
 from helpers import order, start_then_kill
 
+from hostspec.errors import ResourceBusyError
 from hostspec.model import ChangeSet, Event, JournalEntry, LedgerEntry, OrderStatus, Position, utcnow
 from hostspec.store import ConflictError, StoreError
 from recon_plugin.stores.tinydb_store import TinyDBStore
@@ -73,7 +74,7 @@ def test_outbox_watermark_prunes_sent_events(store):
 
 def test_second_writer_is_refused_and_read_only_readers_are_not(store, tmp_path):
     store.record_order(order("A"))
-    with pytest.raises(StoreError, match="in use by another writer"):
+    with pytest.raises(ResourceBusyError, match="in use by another writer"):
         TinyDBStore(tmp_path / "state.json")
     reader = TinyDBStore(tmp_path / "state.json", read_only=True)
     assert set(reader.load().orders) == {"A"}

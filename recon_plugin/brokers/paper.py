@@ -20,6 +20,7 @@ import logging
 import random
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -28,8 +29,11 @@ from typing import Any
 
 from hostspec import hookimpl
 from hostspec.broker import BrokerError, FailureKind
-from hostspec.commands import Command
-from hostspec.config import Option, Schema
+from hostspec.commands import Command, HostOpener
+from hostspec.config import Config, Section, setting
+from hostspec.errors import ConfigError, ResourceBusyError
+from hostspec.hookspecs import BrokerFactory
+from hostspec.host import Host
 from hostspec.model import BrokerOrder, OrderStatus, Position, Side, positions_from_fills, stable_id, utcnow
 from recon_plugin.atomicfile import WriterLock, atomic_write, sweep_temp_files
 
@@ -37,14 +41,15 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 PRICE_STEP = Decimal("0.05")
 
-SCHEMA: Schema = {
-    "path": Option(str, None, "the paper account file (default: paper-account.json beside the store's file)",
-                   nullable=True),
-    "seed": Option(int, 7, "seed of a new account's simulated market and order outcomes"),
-    "tick_seconds": Option(float, 1.0, "length of one step of the simulated clock", minimum=0.01),
-    "reject_rate": Option(float, 0.1, "share of new orders the exchange rejects", minimum=0),
-    "cancel_rate": Option(float, 0.1, "share of new orders the exchange cancels after a partial fill", minimum=0),
-}
+@dataclass(frozen=True)
+class PaperSettings:
+    """The ``broker.paper`` section."""
+
+    path: str | None = setting(None, "the paper account file (default: paper-account.json beside the store's file)")
+    seed: int = setting(7, "seed of a new account's simulated market and order outcomes")
+    tick_seconds: float = setting(1.0, "length of one step of the simulated clock", minimum=0.01)
+    reject_rate: float = setting(0.1, "share of new orders the exchange rejects", minimum=0)
+    cancel_rate: float = setting(0.1, "share of new orders the exchange cancels after a partial fill", minimum=0)
 
 
 @dataclass(frozen=True)
@@ -121,9 +126,10 @@ class PaperExchange:
         except ValueError as exc:
             raise BrokerError(f"paper account {self.path} is not readable JSON: {exc}",
                               FailureKind.UNREADABLE) from None
-        if account.get("format") != FORMAT_VERSION:
-            raise BrokerError(f"paper account {self.path} has format {account.get('format')}; "
-                              f"expected {FORMAT_VERSION}", FailureKind.UNREADABLE)
+        if not isinstance(account, dict) or account.get("format") != FORMAT_VERSION:
+            found = account.get("format") if isinstance(account, dict) else type(account).__name__
+            raise BrokerError(f"paper account {self.path} has format {found}; expected {FORMAT_VERSION}",
+                              FailureKind.UNREADABLE)
         return account
 
     def _new_account(self, seed: int, tick_seconds: float) -> dict[str, Any]:
@@ -245,53 +251,40 @@ class PaperExchange:
             message=message)
 
 
-def account_path(host: Any) -> Path:
-    configured = host.config.section("broker.paper").get("path")
-    return Path(configured) if configured else Path(host.config["store"]["path"]).with_name("paper-account.json")
+def account_path(config: Config) -> Path:
+    configured = config.get(PaperSettings).path
+    return Path(configured) if configured else Path(config.store.path).with_name("paper-account.json")
 
 
-def open_paper(host: Any) -> PaperExchange:
-    section = host.config.section("broker.paper")
-    try:
-        return PaperExchange(account_path(host), seed=section["seed"], tick_seconds=section["tick_seconds"],
-                             reject_rate=section["reject_rate"], cancel_rate=section["cancel_rate"],
-                             read_only=host.read_only)
-    except BlockingIOError as exc:
-        raise BrokerError(str(exc), FailureKind.REJECTED) from None
-
-
-@hookimpl
-def hostspec_config_schema() -> dict[str, Schema]:
-    return {"broker.paper": SCHEMA}
+def open_paper(host: Host) -> PaperExchange:
+    """The paper broker of ``host``'s configuration (``ResourceBusyError`` while another host writes it)."""
+    settings = host.config.get(PaperSettings)
+    return PaperExchange(account_path(host.config), seed=settings.seed, tick_seconds=settings.tick_seconds,
+                         reject_rate=settings.reject_rate, cancel_rate=settings.cancel_rate,
+                         read_only=host.read_only)
 
 
 @hookimpl
-def hostspec_register_brokers(register: Any) -> None:
+def hostspec_config_schema() -> Mapping[str, Section]:
+    return {"broker.paper": PaperSettings}
+
+
+@hookimpl
+def hostspec_register_brokers(register: Callable[[str, BrokerFactory], None]) -> None:
     register("paper", open_paper)
 
 
-def _setup_paper(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="paper_command", metavar="ACTION", required=True)
-    reset = sub.add_parser(
-        "reset", help="start a fresh paper account and local state (old files kept as .bak)",
-        description="Start a fresh paper account: no orders, a new simulated clock, and an empty state "
-                    "store (its orders belong to the old account). The previous files are renamed to "
-                    "<file>.bak. Refuses while a host is running on them.")
-    reset.add_argument("--config", required=True, metavar="PATH", help="the YAML configuration file")
-    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+def _setup_reset(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
-def _run_paper(args: argparse.Namespace, app: Any) -> int:
-    from hostspec.config import ConfigError
-
-    host = app.open_host(args.config, read_only=True, with_broker=False)
-    try:
-        if host.config["broker"]["name"] != "paper":
-            raise ConfigError(args.config, "broker.name", "paper reset needs broker.name: paper")
-        account, store = account_path(host), Path(host.config["store"]["path"])
-        section = host.config.section("broker.paper")
-    finally:
-        host.close()
+def _reset(args: argparse.Namespace, app: HostOpener) -> int:
+    with app.open_host(args.config, read_only=True, with_broker=False) as host:
+        config = host.config
+    if config.broker.name != "paper":
+        raise ConfigError(args.config, "broker.name", "paper reset needs broker.name: paper")
+    account, store = account_path(config), Path(config.store.path)
+    settings = config.get(PaperSettings)
     if not args.yes:
         if not sys.stdin.isatty():
             print("paper reset: refusing without --yes (no terminal to confirm on)", file=sys.stderr)
@@ -304,7 +297,7 @@ def _run_paper(args: argparse.Namespace, app: Any) -> int:
     try:
         for path in (account, store):
             locks.append(WriterLock(path))
-    except BlockingIOError as exc:
+    except ResourceBusyError as exc:
         print(f"paper reset: {exc}; stop the host first. Nothing changed.", file=sys.stderr)
         return 1
     finally:
@@ -315,7 +308,7 @@ def _run_paper(args: argparse.Namespace, app: Any) -> int:
         for path in (account, store):
             if path.exists():
                 path.replace(path.with_name(path.name + ".bak"))
-        save_account(account, new_account(section["seed"], section["tick_seconds"]))
+        save_account(account, new_account(settings.seed, settings.tick_seconds))
     finally:
         for lock in locks:
             lock.release()
@@ -324,9 +317,15 @@ def _run_paper(args: argparse.Namespace, app: Any) -> int:
     return 0
 
 
-PAPER_COMMAND = Command("paper", "manage the paper trading account", _setup_paper, _run_paper)
+PAPER_COMMAND = Command("paper", "manage the paper trading account", subcommands=(
+    Command("reset", "start a fresh paper account and local state (old files kept as .bak)", _setup_reset, _reset,
+            uses_config=True,
+            description="Start a fresh paper account: no orders, a new simulated clock, and an empty state store "
+                        "(its orders belong to the old account). The previous files are renamed to <file>.bak. "
+                        "Refuses while a host is running on them."),
+))
 
 
 @hookimpl
-def hostspec_register_commands(register: Any) -> None:
+def hostspec_register_commands(register: Callable[[Command], None]) -> None:
     register(PAPER_COMMAND)

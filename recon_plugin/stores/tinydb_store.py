@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +29,8 @@ from tinydb.table import Document, Table
 
 from hostspec import hookimpl
 from hostspec.codec import from_dict, to_dict
+from hostspec.hookspecs import StoreFactory
+from hostspec.host import Host
 from hostspec.model import ChangeSet, Event, JournalEntry, LedgerEntry, LocalState, Order, Position
 from hostspec.store import ConflictError, StoreError
 from recon_plugin.atomicfile import WriterLock, atomic_write, sweep_temp_files
@@ -58,7 +60,8 @@ class AtomicJSONStorage(Storage):
         if not raw.strip():
             return None
         try:
-            return json.loads(raw)
+            data: dict[str, Any] | None = json.loads(raw)
+            return data
         except ValueError as exc:
             raise StoreError(f"{self.path} is not readable JSON ({exc}); it was not written by this store "
                              "or was damaged outside it") from None
@@ -111,10 +114,7 @@ class TinyDBStore:
         self._lock = threading.RLock()
         self._writer_lock: WriterLock | None = None
         if not read_only:
-            try:
-                self._writer_lock = WriterLock(self.path)
-            except BlockingIOError as exc:
-                raise StoreError(str(exc)) from None
+            self._writer_lock = WriterLock(self.path)  # ResourceBusyError while another host writes it
             swept = sweep_temp_files(self.path)
             if swept:
                 log.info("removed %d temporary files left by an interrupted writer of %s", swept, self.path)
@@ -273,7 +273,7 @@ class TinyDBStore:
         existing = {ids[k]: d for k, d in docs.items() if k in ids}
         new = [d for k, d in docs.items() if k not in ids]
         if existing:
-            def overwrite(doc: dict[str, Any]) -> None:
+            def overwrite(doc: MutableMapping[str, Any]) -> None:
                 replacement = by_key[_natural_key(doc)]
                 doc.clear()
                 doc.update(replacement)
@@ -374,18 +374,18 @@ def _updated(state: LocalState, changes: ChangeSet, stored: list[Order]) -> Loca
     return LocalState(orders, positions, ledger, {**state.checkpoint, **changes.checkpoint}, sent)
 
 
-def _position_key(doc: dict[str, Any]) -> str:
+def _position_key(doc: Mapping[str, Any]) -> str:
     return f"{doc['exchange']}:{doc['symbol']}:{doc['product']}"
 
 
-def _natural_key(doc: dict[str, Any]) -> str:
+def _natural_key(doc: Mapping[str, Any]) -> str:
     return doc["order_id"] if "order_id" in doc else _position_key(doc)
 
 
-def open_store(host: Any) -> TinyDBStore:
-    return TinyDBStore(host.config["store"]["path"], read_only=host.read_only)
+def open_store(host: Host) -> TinyDBStore:
+    return TinyDBStore(host.config.store.path, read_only=host.read_only)
 
 
 @hookimpl
-def hostspec_register_stores(register: Any) -> None:
+def hostspec_register_stores(register: Callable[[str, StoreFactory], None]) -> None:
     register("tinydb", open_store)

@@ -14,8 +14,9 @@ from typing import Any
 
 from hostspec import hookimpl
 from hostspec.commands import Command
+from hostspec.commands import HostOpener as App
 from hostspec.config import Option, Schema
-from hostspec.host import App, Host
+from hostspec.host import Host
 
 SCHEMA: Schema = {
     "api_key_env": Option(str, "KITE_API_KEY", "environment variable holding the API key"),

@@ -1,0 +1,48 @@
+"""The reconciler's settings (the ``reconciliation`` config section), each declared once: its type,
+default, limits and help. The config schema and the typed, frozen object the engine and the runner
+read both come from this one class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from hostspec.config import Config, setting
+from hostspec.model import Mode
+
+
+class ExternalOrders(StrEnum):
+    """What to do with a broker order that no local order accounts for (placed from another app)."""
+
+    ADOPT = "adopt"  # record it as a local order (``ext-<broker id>``) and reconcile it like ours
+    REPORT = "report"  # announce it once as a discrepancy, leave local state alone
+
+
+DEFAULT_INTERVAL = {Mode.LIVE: 2.0, Mode.PAPER: 5.0}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The engine's and the runner's tunables. ``mode`` comes from the top-level ``mode`` key."""
+
+    enabled: bool = setting(True, "run the reconciler with the host")
+    interval_seconds: float | None = setting(None, "seconds between cycles (default: 2 live, 5 paper)",
+                                             minimum=0.05)
+    dry_run: bool = setting(False, "plan and report only: write nothing, publish no order event")
+    missing_grace_seconds: float = setting(10.0, "orders younger than this are not counted missing", minimum=0)
+    missing_retries: int = setting(3, "consecutive misses before the targeted query", minimum=1)
+    max_queries_per_cycle: int = setting(10, "cap on targeted order queries per cycle", minimum=0)
+    external_orders: ExternalOrders = setting(ExternalOrders.ADOPT, "broker orders placed elsewhere: adopt or report")
+    position_mismatch_cycles: int = setting(2, "cycles a position mismatch must persist before a rebuild",
+                                            minimum=1)
+    mode: Mode = field(default=Mode.PAPER)
+
+    @property
+    def interval(self) -> float:
+        """Seconds between cycles: ``interval_seconds``, or the mode's default."""
+        return self.interval_seconds or DEFAULT_INTERVAL[self.mode]
+
+
+def settings_for(config: Config) -> Settings:
+    """The ``reconciliation`` section of ``config``, with the host's mode."""
+    return replace(config.get(Settings), mode=config.mode)
