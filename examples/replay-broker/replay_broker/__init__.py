@@ -20,19 +20,33 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hostspec import BrokerError, BrokerOrder, FailureKind, Option, OrderStatus, Position, Side, hookimpl
-from hostspec.config import ConfigError
+from hostspec import (
+    BrokerError,
+    BrokerOrder,
+    ConfigError,
+    FailureKind,
+    Host,
+    OrderStatus,
+    Position,
+    Side,
+    hookimpl,
+    setting,
+)
 from hostspec.model import positions_from_fills
 
-SCHEMA = {
-    "path": Option(str, "sessions/sample.jsonl", "the recorded session (JSON Lines)"),
-    "speed": Option(float, 1.0, "replay speed: 2.0 plays twice as fast", minimum=0.001),
-    "start_at": Option(float, 0.0, "seconds into the recording to start from", minimum=0),
-}
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    """The ``broker.replay`` section: each option declared once, with its type, default and help."""
+
+    path: str = setting("sessions/sample.jsonl", "the recorded session (JSON Lines)")
+    speed: float = setting(1.0, "replay speed: 2.0 plays twice as fast", minimum=0.001)
+    start_at: float = setting(0.0, "seconds into the recording to start from", minimum=0)
 
 
 class ReplayBroker:
@@ -108,17 +122,17 @@ def _position(row: dict[str, Any]) -> Position:
                     int(row.get("sell_qty", 0)), Decimal(str(row.get("sell_value", "0"))))
 
 
-def open_replay(host: Any) -> ReplayBroker:
-    section = host.config.section("broker.replay")
-    path = Path(section["path"])
+def open_replay(host: Host) -> ReplayBroker:
+    settings = host.config.get(ReplaySettings)
+    path = Path(settings.path)
     if not path.is_file():
         raise ConfigError(host.config.path, "broker.replay.path", f"no recording at {path}")
-    return ReplayBroker.from_file(path, section["speed"], section["start_at"])
+    return ReplayBroker.from_file(path, settings.speed, settings.start_at)
 
 
 @hookimpl
 def hostspec_config_schema():
-    return {"broker.replay": SCHEMA}
+    return {"broker.replay": ReplaySettings}
 
 
 @hookimpl
