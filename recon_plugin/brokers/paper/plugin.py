@@ -1,0 +1,38 @@
+"""The paper broker as a ``hostspec`` plugin (registered as ``paper``): its config section, its
+factory and its ``tradehost paper`` command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from hostspec import hookimpl
+from hostspec.commands import Command
+from hostspec.config import Section
+from hostspec.hookspecs import BrokerFactory
+from hostspec.host import Host
+from recon_plugin.brokers.paper.commands import PAPER_COMMAND
+from recon_plugin.brokers.paper.exchange import PaperExchange
+from recon_plugin.brokers.paper.settings import PaperSettings, account_path
+
+
+def open_paper(host: Host) -> PaperExchange:
+    """The paper broker of ``host``'s configuration (``ResourceBusyError`` while another host writes it)."""
+    settings = host.config.get(PaperSettings)
+    return PaperExchange(account_path(host.config), seed=settings.seed, tick_seconds=settings.tick_seconds,
+                         reject_rate=settings.reject_rate, cancel_rate=settings.cancel_rate,
+                         read_only=host.read_only)
+
+
+@hookimpl
+def hostspec_config_schema() -> Mapping[str, Section]:
+    return {"broker.paper": PaperSettings}
+
+
+@hookimpl
+def hostspec_register_brokers(register: Callable[[str, BrokerFactory], None]) -> None:
+    register("paper", open_paper)
+
+
+@hookimpl
+def hostspec_register_commands(register: Callable[[Command], None]) -> None:
+    register(PAPER_COMMAND)
