@@ -1,0 +1,1 @@
+"""Market calendars the built-in brokers follow (``hostspec.calendar.MarketCalendar``)."""
