@@ -1,7 +1,7 @@
 """Exact conversion of model records to JSON-safe dicts and back.
 
-Decimals travel as strings (never floats), datetimes as ISO 8601 with their offset, enums as their
-values. The converters are derived once per dataclass from its type hints.
+Decimals travel as strings (never floats), datetimes as ISO 8601 with their offset, dates as
+YYYY-MM-DD, enums as their values. The converters are derived once per dataclass from its type hints.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable, Hashable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from functools import cache
@@ -41,6 +41,8 @@ def _converters(hint: Any) -> tuple[_Convert, _Convert]:
         return str, Decimal
     if hint is datetime:
         return datetime.isoformat, datetime.fromisoformat
+    if hint is date:
+        return date.isoformat, date.fromisoformat
     if isinstance(hint, type) and issubclass(hint, Enum):
         return (lambda e: e.value), hint
     return _identity, _identity

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -44,7 +44,7 @@ class OrderStatus(StrEnum):
     """The canonical order states.
 
     Status only moves forward: PENDING < SUBMITTED < PLACED < PARTIAL < a terminal state
-    (FILLED, CANCELLED, REJECTED). Two states sit outside that ladder:
+    (FILLED, CANCELLED, REJECTED, EXPIRED). Two states sit outside that ladder:
 
     - ``LOST``: a local order the broker does not list, even when asked for it directly. It is not
       terminal: the engine keeps looking for it and applies what the broker says if it reappears.
@@ -59,6 +59,7 @@ class OrderStatus(StrEnum):
     FILLED = "FILLED"
     CANCELLED = "CANCELLED"  # may carry fills
     REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"  # its trading day ended with it unfinished (the exchange cancels DAY orders); may carry fills
     LOST = "LOST"
     UNKNOWN = "UNKNOWN"
 
@@ -72,7 +73,7 @@ class OrderStatus(StrEnum):
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
+TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
 _RANK = {
     OrderStatus.LOST: -1,
     OrderStatus.UNKNOWN: -1,
@@ -83,6 +84,7 @@ _RANK = {
     OrderStatus.FILLED: 4,
     OrderStatus.CANCELLED: 4,
     OrderStatus.REJECTED: 4,
+    OrderStatus.EXPIRED: 4,
 }
 
 
@@ -128,6 +130,7 @@ class Order:
     message: str | None = None  # the broker's last status message (rejection reason)
     open_discrepancy: str | None = None  # fingerprint of the unresolved discrepancy last reported
     version: int = 0  # bumped by the store on every write; guards concurrent writers
+    trading_date: date | None = None  # the session it belongs to, in its exchange's time zone (set once known)
 
     @property
     def key(self) -> InstrumentKey:
