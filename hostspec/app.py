@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
+from hostspec.calendar import Clock
 from hostspec.commands import Command
 from hostspec.config import Config, disabled_plugins, merge_schemas, read_yaml, validate
 from hostspec.errors import ConfigError, PluginError
@@ -29,7 +30,7 @@ class App:
         return self.plugins.commands()
 
     def open_host(self, config_path: str | Path, *, read_only: bool = False, with_broker: bool = True,
-                  extra_plugins: Iterable[tuple[str, object]] = ()) -> Host:
+                  extra_plugins: Iterable[tuple[str, object]] = (), clock: Clock | None = None) -> Host:
         """Load and validate ``config_path``, load the plugins it allows, create its store and (unless
         ``with_broker`` is false, for commands that only read local state) its broker.
 
@@ -46,6 +47,7 @@ class App:
         config = Config(validate(raw, schema, path, lenient_sections=bool(disabled)), path, declared)
         try:
             plugins.configure(config)
+            calendar = plugins.market_calendar(config)
             brokers = plugins.brokers()
             stores = plugins.stores()
         except PluginError as exc:
@@ -54,7 +56,7 @@ class App:
             raise ConfigError(path, "", str(exc)) from exc
         broker_factory = _choose(brokers, config.broker.name, "broker", path)
         store_factory = _choose(stores, config.store.name, "store", path)
-        host = Host(config, read_only=read_only, sinks=plugins.handle_event)
+        host = Host(config, read_only=read_only, sinks=plugins.handle_event, clock=clock, calendar=calendar)
         self._managers[host] = plugins
         try:
             host.store = store_factory(host)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from hostspec.broker import Broker
+from hostspec.calendar import MarketCalendar
 from hostspec.commands import Command
 from hostspec.config import Config, Section
 from hostspec.host import Host
@@ -72,6 +73,19 @@ def hostspec_register_brokers(register: Callable[[str, BrokerFactory], None]) ->
     configuration, and a missing secret is an error naming the variable, never its value.
 
     Two plugins registering one name is a startup error naming both.
+    """
+
+
+@hookspec(firstresult=True)
+def hostspec_market_calendar(config: Config) -> MarketCalendar | None:
+    """Say which market calendar the configured broker's markets follow.
+
+    A broker plugin returns its calendar (``hostspec.calendar.MarketCalendar``) when
+    ``config.broker.name`` is one of its brokers, and None otherwise; the first answer wins. The
+    reconciler uses it to know each order's trading date and when a trading day has ended. A host
+    whose broker brings no calendar reconciles without trading days (no rollover).
+
+    Called once per host, after ``hostspec_configure``; raise ``ConfigError`` for unusable settings.
     """
 
 

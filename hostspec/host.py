@@ -11,6 +11,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from hostspec.broker import Broker
+from hostspec.calendar import Clock, MarketCalendar, SystemClock
 from hostspec.config import Config
 from hostspec.model import Event, Mode
 from hostspec.store import StateStore
@@ -27,12 +28,17 @@ class Host:
     ``config``: the validated configuration. ``read_only``: the caller may change nothing (an
     operator command reading while another host runs). ``stop_requested`` is set when the host
     begins to stop. ``broker`` and ``store`` are the configured plugins' objects (``broker`` is None
-    for commands that only read local state). Use it as a context manager: leaving it closes both.
+    for commands that only read local state). ``clock``: where every part reads the time (a test
+    passes a ``ManualClock``). ``calendar``: the market calendar the broker's markets follow (None
+    when its plugin brings none). Use it as a context manager: leaving it closes both.
     """
 
-    def __init__(self, config: Config, *, read_only: bool = False, sinks: EventSinks | None = None) -> None:
+    def __init__(self, config: Config, *, read_only: bool = False, sinks: EventSinks | None = None,
+                 clock: Clock | None = None, calendar: MarketCalendar | None = None) -> None:
         self.config = config
         self.read_only = read_only
+        self.clock: Clock = clock or SystemClock()
+        self.calendar = calendar
         self.stop_requested = threading.Event()
         self.broker: Broker | None = None
         self.store: StateStore | None = None

@@ -18,6 +18,7 @@ from typing import Any
 import pluggy
 
 from hostspec import hookspecs
+from hostspec.calendar import MarketCalendar
 from hostspec.commands import Command
 from hostspec.config import Config, Section
 from hostspec.errors import PluginError
@@ -126,6 +127,13 @@ class PluginManager:
     def brokers(self) -> dict[str, tuple[str, BrokerFactory]]:
         """``hostspec_register_brokers``: broker factories by name, with the registering plugin."""
         return self._registry(self.pm.hook.hostspec_register_brokers, "broker")
+
+    def market_calendar(self, config: Config) -> MarketCalendar | None:
+        """``hostspec_market_calendar``: the first calendar a plugin gives for the configured broker."""
+        for _plugin, calendar in self._call_each(self.pm.hook.hostspec_market_calendar, config=config):
+            if calendar is not None:
+                return calendar  # type: ignore[no-any-return]
+        return None
 
     def stores(self) -> dict[str, tuple[str, StoreFactory]]:
         """``hostspec_register_stores``: store factories by name, with the registering plugin."""

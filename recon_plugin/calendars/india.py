@@ -8,6 +8,7 @@ defaults, because exchanges and the broker change them. All times are Asia/Kolka
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -17,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from hostspec.config import Config, setting
+from hostspec import hookimpl
+from hostspec.config import Config, Section, setting
 from hostspec.errors import ConfigError
 
 IST = ZoneInfo("Asia/Kolkata")
@@ -172,3 +174,9 @@ def _us_daylight_time(day: date) -> bool:
     """MCX's close follows US daylight saving time (its international reference markets)."""
     noon = datetime.combine(day, time(12), NEW_YORK)
     return bool(noon.dst())
+
+
+@hookimpl
+def hostspec_config_schema() -> Mapping[str, Section]:
+    """The ``calendar`` section, read by the brokers that follow this calendar (paper, kite)."""
+    return {"calendar": CalendarSettings}

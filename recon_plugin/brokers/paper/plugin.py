@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from hostspec import hookimpl
+from hostspec.calendar import MarketCalendar
 from hostspec.commands import Command
-from hostspec.config import Section
+from hostspec.config import Config, Section
 from hostspec.hookspecs import BrokerFactory
 from hostspec.host import Host
 from recon_plugin.brokers.paper.commands import PAPER_COMMAND
 from recon_plugin.brokers.paper.exchange import PaperExchange
 from recon_plugin.brokers.paper.settings import PaperSettings, account_path
+from recon_plugin.calendars.india import IndiaCalendar
 
 
 def open_paper(host: Host) -> PaperExchange:
@@ -26,6 +28,12 @@ def open_paper(host: Host) -> PaperExchange:
 @hookimpl
 def hostspec_config_schema() -> Mapping[str, Section]:
     return {"broker.paper": PaperSettings}
+
+
+@hookimpl
+def hostspec_market_calendar(config: Config) -> MarketCalendar | None:
+    """The paper exchange simulates the Indian markets: it follows their calendar."""
+    return IndiaCalendar.from_config(config) if config.broker.name == "paper" else None
 
 
 @hookimpl
