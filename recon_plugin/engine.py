@@ -1,7 +1,7 @@
 """Step 1 of a cycle: a pure function from (local state, broker snapshot) to a plan.
 
 No thread, store, broker or clock here: the snapshot carries the time it was taken, so the same
-inputs always give the same plan. ``recon_plugin.rules`` holds the rules; this module matches
+inputs always give the same plan. ``recon_plugin.resolve`` holds the rules; this module matches
 orders and walks them.
 """
 
@@ -13,7 +13,7 @@ from datetime import datetime
 
 from hostspec.model import BrokerOrder, ChangeSet, LedgerEntry, LocalState, Mode, Order, OrderStatus
 from recon_plugin.plan import Plan, PlanBuilder, Settings, Snapshot
-from recon_plugin.rules import (
+from recon_plugin.resolve import (
     effective_status,
     reconcile_external,
     reconcile_missing,
