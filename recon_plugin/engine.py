@@ -20,6 +20,7 @@ from recon_plugin.resolve import (
     reconcile_positions,
     reconcile_seen,
 )
+from recon_plugin.rules import Rule
 
 
 @dataclass
@@ -100,7 +101,7 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
     b.queried = snapshot.queried
     last = state.checkpoint.get("last_snapshot_at")
     if last and snapshot.fetched_at < datetime.fromisoformat(last):
-        b.decide("stale-snapshot", f"snapshot taken {snapshot.fetched_at.isoformat()} is older than the last "
+        b.decide(Rule.STALE_SNAPSHOT, f"snapshot taken {snapshot.fetched_at.isoformat()} is older than the last "
                  f"one applied ({last}); ignored", None, None, discrepancy=True)
         return Plan(ChangeSet(), b.decisions, [])
     m = match_book(state, snapshot.orders)

@@ -29,6 +29,7 @@ from hostspec.model import (
     key_str,
     stable_id,
 )
+from recon_plugin.rules import Rule
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Snapshot:
 class Decision:
     """One rule firing: the evidence from both sides and what the plan does about it."""
 
-    rule: str
+    rule: Rule
     action: str
     order_id: str | None
     symbol: str | None
@@ -142,7 +143,7 @@ class PlanBuilder:
 
     # -- decisions and events -----------------------------------------------------------------
 
-    def decide(self, rule: str, action: str, order: Order | None, bo: BrokerOrder | None,
+    def decide(self, rule: Rule, action: str, order: Order | None, bo: BrokerOrder | None,
                discrepancy: bool = False, symbol: str | None = None,
                local: dict[str, Any] | None = None, broker: dict[str, Any] | None = None) -> Decision:
         """Record a rule firing and append it to the journal; ``local``/``broker`` replace the
@@ -155,7 +156,7 @@ class PlanBuilder:
         self.decisions.append(decision)
         self.journal.append(JournalEntry(
             entry_id=stable_id("journal", rule, order_id, _canonical(local), _canonical(broker), action),
-            at=self.now, rule=rule, action=action, order_id=order_id, symbol=symbol, local=local, broker=broker))
+            at=self.now, rule=rule.value, action=action, order_id=order_id, symbol=symbol, local=local, broker=broker))
         return decision
 
     def announce(self, kind: str, summary: str, order_id: str | None = None, symbol: str | None = None,
@@ -170,7 +171,7 @@ class PlanBuilder:
     def report(self, decision: Decision, summary: str) -> Event:
         """Announce a decision as a ``reconciliation-discrepancy`` event."""
         return self.announce("reconciliation-discrepancy", summary, decision.order_id, decision.symbol,
-                             rule=decision.rule, action=decision.action,
+                             rule=decision.rule.value, action=decision.action,
                              local=decision.local, broker=decision.broker)
 
     # -- result -------------------------------------------------------------------------------

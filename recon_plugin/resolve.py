@@ -1,4 +1,6 @@
-"""The reconciliation rules: plain data in, decisions into a ``PlanBuilder`` out.
+"""The logic of the reconciliation rules: plain data in, decisions into a ``PlanBuilder`` out.
+
+The rules themselves (names, severities, meanings) are the catalogue in ``recon_plugin.rules``.
 
 Invariants every rule keeps, whatever the broker sends:
 
@@ -22,7 +24,9 @@ from hostspec.model import (
     stable_id,
 )
 from recon_plugin.plan import PlanBuilder, position_summary, price_text
+from recon_plugin.rules import Rule
 
+R = Rule
 S = OrderStatus
 
 
@@ -52,30 +56,30 @@ def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
     changes: dict[str, object] = {}
     if order.broker_order_id is None:
         changes["broker_order_id"] = bo.broker_order_id
-        b.decide("submit-confirmed", "recorded the broker's order id", order, bo, discrepancy=True)
+        b.decide(R.SUBMIT_CONFIRMED, "recorded the broker's order id", order, bo, discrepancy=True)
     if order.missing_count or order.status is S.LOST:
         changes["missing_count"] = 0
-        b.decide("found", f"listed again after {order.missing_count} misses", order, bo, discrepancy=True)
+        b.decide(R.FOUND, f"listed again after {order.missing_count} misses", order, bo, discrepancy=True)
     if bo.quantity != order.quantity and bo.quantity > 0:
         changes["quantity"] = bo.quantity
-        b.decide("quantity-modified", f"quantity {order.quantity} -> {bo.quantity} (modified at the broker)",
+        b.decide(R.QUANTITY_MODIFIED, f"quantity {order.quantity} -> {bo.quantity} (modified at the broker)",
                  order, bo, discrepancy=True)
 
     target = effective_status(bo)
-    reports: list[tuple[str, str]] = []
+    reports: list[tuple[Rule, str]] = []
     if (bo.side, bo.key) != (order.side, order.key):
-        reports.append(("field-mismatch", f"broker has {bo.side} {key_str(bo.key)}, local "
+        reports.append((R.FIELD_MISMATCH, f"broker has {bo.side} {key_str(bo.key)}, local "
                                           f"{order.side} {key_str(order.key)}; fills follow the broker"))
     fill = _reconcile_fill(b, order, bo, reports)
     new_status = order.status
     if may_move(order.status, target, bo, order):
         new_status = target
     elif target is S.UNKNOWN:
-        reports.append(("unknown-status", f"broker status {bo.raw_status!r} is not mapped; status kept"))
+        reports.append((R.UNKNOWN_STATUS, f"broker status {bo.raw_status!r} is not mapped; status kept"))
         if fill and not order.status.is_terminal and order.status.rank < S.PARTIAL.rank:
             new_status = S.PARTIAL
     elif target is not order.status:
-        rule = "terminal-conflict" if target.is_terminal and order.status.is_terminal else "stale-status"
+        rule = R.TERMINAL_CONFLICT if target.is_terminal and order.status.is_terminal else R.STALE_STATUS
         reports.append((rule, f"broker says {target} ({bo.raw_status}), local {order.status}; ignored"))
 
     fingerprint = "|".join(f"{rule}:{bo.raw_status}:{bo.filled_qty}" for rule, _ in reports) or None
@@ -95,11 +99,11 @@ def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
 
 
 def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
-                    reports: list[tuple[str, str]]) -> Fill | None:
+                    reports: list[tuple[Rule, str]]) -> Fill | None:
     """Apply the fill increment the broker's cumulative figures imply, if any."""
     applied = b.applied(order.order_id)
     if bo.filled_qty < applied.filled_qty:
-        reports.append(("stale-fill", f"broker reports {bo.filled_qty} filled, {applied.filled_qty} already "
+        reports.append((R.STALE_FILL, f"broker reports {bo.filled_qty} filled, {applied.filled_qty} already "
                                       "applied; ignored"))
         return None
     if bo.filled_qty == applied.filled_qty:
@@ -108,11 +112,11 @@ def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
     total_value = bo.avg_price * bo.filled_qty
     value = total_value - applied.filled_value
     if value <= 0:
-        reports.append(("implausible-fill", f"{quantity} more filled at average {bo.avg_price}: no positive "
+        reports.append((R.IMPLAUSIBLE_FILL, f"{quantity} more filled at average {bo.avg_price}: no positive "
                                             "value; waiting for a readable report"))
         return None
     if bo.filled_qty > bo.quantity:
-        reports.append(("overfill", f"broker reports {bo.filled_qty} filled of {bo.quantity}; applied as reported"))
+        reports.append((R.OVERFILL, f"broker reports {bo.filled_qty} filled of {bo.quantity}; applied as reported"))
     fill = Fill(fill_id=stable_id("fill", order.order_id, bo.filled_qty), order_id=order.order_id,
                 broker_order_id=bo.broker_order_id, exchange=bo.exchange, symbol=bo.symbol, product=bo.product,
                 side=bo.side, quantity=quantity, value=value, price=value / quantity,
@@ -121,10 +125,10 @@ def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
     return fill
 
 
-def _fill_rule(order: Order, target: OrderStatus) -> str:
+def _fill_rule(order: Order, target: OrderStatus) -> Rule:
     if order.status.is_terminal:
-        return "late-fill"
-    return "fill" if target is S.FILLED else "partial-fill"
+        return R.LATE_FILL
+    return R.FILL if target is S.FILLED else R.PARTIAL_FILL
 
 
 def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrder, fill: Fill | None) -> None:
@@ -143,23 +147,23 @@ def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrde
     linked = before.broker_order_id is None and after.broker_order_id is not None
     if after.status is before.status:
         if not fill and (linked or after.quantity != before.quantity):
-            rule = "submit-confirmed" if linked else "quantity-modified"
+            rule = R.SUBMIT_CONFIRMED if linked else R.QUANTITY_MODIFIED
             b.announce("order-updated", f"{who} {after.status}, broker id {after.broker_order_id} [{rule}]",
                        after.order_id, after.symbol, **base, rule=rule)
         return
     if after.status is S.CANCELLED:
-        b.decide("cancel", f"{before.status} -> CANCELLED with {after.filled_qty} filled", before, bo, True)
+        b.decide(R.CANCEL, f"{before.status} -> CANCELLED with {after.filled_qty} filled", before, bo, True)
         b.announce("order-cancelled", f"{who} cancelled at the broker ({after.filled_qty}/{after.quantity} "
-                   "filled) [cancel]", after.order_id, after.symbol, **base, rule="cancel")
+                   "filled) [cancel]", after.order_id, after.symbol, **base, rule=R.CANCEL)
     elif after.status is S.REJECTED:
         reason = bo.message or "no reason given"
-        decision = b.decide("reject", f"{before.status} -> REJECTED: {reason}", before, bo, True)
+        decision = b.decide(R.REJECT, f"{before.status} -> REJECTED: {reason}", before, bo, True)
         b.announce("order-rejected", f"{who} rejected: {reason} [reject]", after.order_id, after.symbol, **base,
-                   rule="reject", reason=bo.message)
+                   rule=R.REJECT, reason=bo.message)
         b.report(decision, f"{after.order_id} rejected at the broker while local said {before.status}")
     elif not (fill and after.status in (S.PARTIAL, S.FILLED)):
-        rule = ("found" if before.status is S.LOST else "cancel-was-fill" if before.status.is_terminal
-                else "submit-confirmed" if linked else "ack")
+        rule = (R.FOUND if before.status is S.LOST else R.CANCEL_WAS_FILL if before.status.is_terminal
+                else R.SUBMIT_CONFIRMED if linked else R.ACK)
         b.decide(rule, f"{before.status} -> {after.status}", before, bo, discrepancy=True)
         b.announce("order-updated", f"{who} {before.status} -> {after.status} [{rule}]", after.order_id,
                    after.symbol, **base, rule=rule)
@@ -192,7 +196,7 @@ def reconcile_missing(b: PlanBuilder, order: Order) -> None:
         _mark_lost(b, order, "never acknowledged and not in the book by its tag")
         return
     updated = b.update_order(order, missing_count=misses)
-    decision = b.decide("missing", f"miss {misses} of {settings.missing_retries}; retry next cycle",
+    decision = b.decide(R.MISSING, f"miss {misses} of {settings.missing_retries}; retry next cycle",
                         order, None, discrepancy=True)
     b.report(decision, f"{order.order_id} {order.symbol} not in the broker's book "
                        f"(miss {updated.missing_count}/{settings.missing_retries})")
@@ -201,7 +205,7 @@ def reconcile_missing(b: PlanBuilder, order: Order) -> None:
 def _mark_lost(b: PlanBuilder, order: Order, why: str) -> None:
     misses = max(order.missing_count + 1, b.settings.missing_retries)
     b.update_order(order, status=S.LOST, missing_count=misses)
-    decision = b.decide("lost", f"{order.status} -> LOST: {why}; still checked every cycle", order, None, True)
+    decision = b.decide(R.LOST, f"{order.status} -> LOST: {why}; still checked every cycle", order, None, True)
     b.report(decision, f"{order.order_id} {order.symbol} LOST: {why}")
 
 
@@ -211,7 +215,7 @@ def reconcile_external(b: PlanBuilder, bo: BrokerOrder) -> None:
         reported = set(b.state.checkpoint.get("reported_external", []))
         if bo.broker_order_id not in reported:
             b.checkpoint["reported_external"] = sorted(reported | {bo.broker_order_id})
-            decision = b.decide("external-reported", "reported, not adopted (external_orders: report)",
+            decision = b.decide(R.EXTERNAL_REPORTED, "reported, not adopted (external_orders: report)",
                                 None, bo, discrepancy=True)
             b.report(decision, f"external order {bo.broker_order_id} {bo.symbol} {bo.side} {bo.quantity} "
                                f"({bo.raw_status}) not adopted")
@@ -222,7 +226,7 @@ def reconcile_external(b: PlanBuilder, bo: BrokerOrder) -> None:
                   status=S.SUBMITTED if status is S.UNKNOWN else S.PENDING,
                   created_at=bo.placed_at or b.now, updated_at=b.now, broker_order_id=bo.broker_order_id,
                   external=True)
-    b.decide("external-adopted", "adopted as a local order", None, bo, discrepancy=True)
+    b.decide(R.EXTERNAL_ADOPTED, "adopted as a local order", None, bo, discrepancy=True)
     b.announce("order-external", f"{order.order_id} {bo.symbol} {bo.side} {bo.quantity} adopted ({bo.raw_status})",
                order.order_id, bo.symbol, broker_order_id=bo.broker_order_id, side=bo.side.value,
                quantity=bo.quantity, status=status.value, action="adopted")
@@ -260,7 +264,7 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> Non
     for key in persistent:
         if key in unresolved and new_watch[key_str(key)]["cycles"] == b.settings.position_mismatch_cycles:
             local_qty, broker_qty = diffs[key]
-            b.decide("position-drift-deferred", "not rebuilt while an order on it is unresolved (its fills "
+            b.decide(R.POSITION_DRIFT_DEFERRED, "not rebuilt while an order on it is unresolved (its fills "
                      "come first)", None, None, True, symbol=key_str(key), local={"quantity": local_qty},
                      broker={"quantity": broker_qty})
     drifted = sorted(k for k in persistent if k not in unresolved)
@@ -270,14 +274,14 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> Non
         b.checkpoint["position_watch"] = new_watch
     for key, (local_qty, broker_qty) in sorted(diffs.items()):
         if key not in drifted and watch.get(key_str(key)) is None:
-            b.decide("position-mismatch", "watching: rebuilt if it persists", None, None, True,
+            b.decide(R.POSITION_MISMATCH, "watching: rebuilt if it persists", None, None, True,
                      symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
     if not drifted:
         return
     differences = []
     for key in drifted:
         local_qty, broker_qty = diffs[key]
-        b.decide("position-drift", f"local {local_qty} -> broker {broker_qty}", None, None, True,
+        b.decide(R.POSITION_DRIFT, f"local {local_qty} -> broker {broker_qty}", None, None, True,
                  symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
         b.positions[key] = broker.get(key) or Position(*key)
         differences.append({"key": key_str(key), "local": local_qty, "broker": broker_qty,

@@ -127,7 +127,7 @@ class Reconciler:
         self._log_decisions(plan, "")
         self.stats.fills_applied += len(plan.fills)
         self.stats.store_writes += writes
-        self.stats.discrepancies.update(d.rule for d in plan.decisions)
+        self.stats.discrepancies.update(d.rule.value for d in plan.decisions)
         return self._finish(CycleReport(plan=plan, writes=writes, published=self._publish()), start)
 
     def _fetch_guarded(self) -> Snapshot | CycleReport:
@@ -251,8 +251,7 @@ class Reconciler:
 
     def _log_decisions(self, plan: Plan, prefix: str) -> None:
         for d in plan.decisions:
-            level = logging.ERROR if d.rule == "lost" else logging.WARNING if d.rule in _WARN_RULES else logging.DEBUG
-            log.log(level, "%s%s [%s] %s: local %s, broker %s", prefix, d.action, d.rule,
+            log.log(d.rule.log_level, "%s%s [%s] %s: local %s, broker %s", prefix, d.action, d.rule,
                     d.order_id or d.symbol or "-", d.local, d.broker)
 
     # -- the thread ---------------------------------------------------------------------------------
@@ -316,8 +315,3 @@ class Reconciler:
             self.publisher.persisted(upto)
         except Exception as exc:
             log.warning("could not save the reconciler's statistics at shutdown: %s", exc)
-
-
-_WARN_RULES = frozenset({"missing", "reject", "stale-status", "stale-fill", "unknown-status", "terminal-conflict",
-                         "overfill", "implausible-fill", "field-mismatch", "external-reported", "position-drift",
-                         "position-mismatch", "stale-snapshot"})

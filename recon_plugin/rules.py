@@ -1,0 +1,111 @@
+"""The rules table: every rule the reconciler can fire, with its severity and what it means.
+
+A rule's value is the name written to the journal, counted in the statistics and carried in event
+payloads (``rule``), so values never change once released. Each entry says:
+
+- ``severity``: how much a firing matters, and so the level it is logged at (``log_level``);
+- ``reported``: whether a firing is also announced as a ``reconciliation-discrepancy`` event, for a
+  person to look at;
+- ``meaning``: one line, for logs, docs and reports.
+
+The logic of each rule is in ``recon_plugin.resolve``. This module imports nothing of the project,
+so that any module may name a rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    INFO = "info"  # the usual way local state catches up with the broker
+    WARNING = "warning"  # the two sides disagreed in a way worth a look
+    ERROR = "error"  # an order is unaccounted for
+
+    @property
+    def log_level(self) -> int:
+        return _LOG_LEVELS[self]
+
+
+_LOG_LEVELS = {Severity.INFO: logging.DEBUG, Severity.WARNING: logging.WARNING, Severity.ERROR: logging.ERROR}
+
+
+def _rule(value: str, severity: Severity, meaning: str, *, reported: bool = False) -> tuple[str, Severity, str, bool]:
+    return value, severity, meaning, reported
+
+
+class Rule(StrEnum):
+    """One named resolution of a difference between local state and the broker."""
+
+    _value_: str
+    severity: Severity
+    meaning: str
+    reported: bool
+
+    def __new__(cls, value: str, severity: Severity, meaning: str, reported: bool) -> Rule:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.severity = severity
+        member.meaning = meaning
+        member.reported = reported
+        return member
+
+    @property
+    def log_level(self) -> int:
+        return self.severity.log_level
+
+    # -- an order the broker lists --------------------------------------------------------------
+    ACK = _rule("ack", Severity.INFO, "the broker moved the order forward (sent, working): local follows")
+    SUBMIT_CONFIRMED = _rule("submit-confirmed", Severity.INFO,
+                             "an order without a broker id was found by its tag: the broker's id is recorded")
+    FOUND = _rule("found", Severity.INFO, "an order missing from the book (or LOST) is listed again: resolved as such")
+    QUANTITY_MODIFIED = _rule("quantity-modified", Severity.INFO,
+                              "the broker has another quantity (modified there): the broker's is adopted")
+    FILL = _rule("fill", Severity.INFO, "filled at the broker: the remaining quantity is applied, once")
+    PARTIAL_FILL = _rule("partial-fill", Severity.INFO, "more filled at the broker: the increment is applied, once")
+    LATE_FILL = _rule("late-fill", Severity.INFO, "a fill on an order local holds as terminal: real, and applied")
+    CANCEL = _rule("cancel", Severity.INFO, "cancelled at the broker: local becomes CANCELLED, keeping what filled")
+    CANCEL_WAS_FILL = _rule("cancel-was-fill", Severity.INFO,
+                            "an order held as terminal whose fills cover its quantity: it becomes FILLED")
+    REJECT = _rule("reject", Severity.WARNING, "rejected at the broker: local becomes REJECTED", reported=True)
+    FIELD_MISMATCH = _rule("field-mismatch", Severity.WARNING,
+                           "the broker has another side or instrument than local: fills follow the broker",
+                           reported=True)
+    UNKNOWN_STATUS = _rule("unknown-status", Severity.WARNING,
+                           "a status the broker plugin could not map: the local status is kept", reported=True)
+    TERMINAL_CONFLICT = _rule("terminal-conflict", Severity.WARNING,
+                              "the broker says another terminal status than local: ignored", reported=True)
+    STALE_STATUS = _rule("stale-status", Severity.WARNING, "the broker reports an older status than local: ignored",
+                         reported=True)
+    STALE_FILL = _rule("stale-fill", Severity.WARNING,
+                       "the broker reports less filled than already applied: ignored", reported=True)
+    IMPLAUSIBLE_FILL = _rule("implausible-fill", Severity.WARNING,
+                             "more filled but no positive value: waits for a readable report", reported=True)
+    OVERFILL = _rule("overfill", Severity.WARNING, "more filled than the order's quantity: applied as reported",
+                     reported=True)
+
+    # -- an order the broker does not list --------------------------------------------------------
+    MISSING = _rule("missing", Severity.WARNING,
+                    "a working order the book does not list: counted; queried after missing_retries misses",
+                    reported=True)
+    LOST = _rule("lost", Severity.ERROR,
+                 "not found even when asked for directly: LOST, and still checked every cycle", reported=True)
+
+    # -- a broker order no local order accounts for ---------------------------------------------
+    EXTERNAL_ADOPTED = _rule("external-adopted", Severity.INFO, "placed from another app: adopted as ext-<id>")
+    EXTERNAL_REPORTED = _rule("external-reported", Severity.WARNING,
+                              "placed from another app, with external_orders: report: reported once, not adopted",
+                              reported=True)
+
+    # -- positions (live mode) ------------------------------------------------------------------
+    POSITION_MISMATCH = _rule("position-mismatch", Severity.WARNING,
+                              "local and broker positions differ: watched, rebuilt if it persists")
+    POSITION_DRIFT = _rule("position-drift", Severity.WARNING,
+                           "a position mismatch persisted with the same figures: rebuilt from the broker's")
+    POSITION_DRIFT_DEFERRED = _rule("position-drift-deferred", Severity.INFO,
+                                    "a persistent mismatch on a key with an unresolved order: its fills come first")
+
+    # -- the snapshot as a whole -------------------------------------------------------------------
+    STALE_SNAPSHOT = _rule("stale-snapshot", Severity.WARNING,
+                           "a snapshot older than the last one applied: the whole cycle is ignored")
