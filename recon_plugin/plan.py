@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from hostspec.events import Payload
 from hostspec.model import (
     BrokerOrder,
     ChangeSet,
@@ -29,6 +30,7 @@ from hostspec.model import (
     key_str,
     stable_id,
 )
+from recon_plugin.events import ReconciliationDiscrepancy
 from recon_plugin.rules import Rule
 
 
@@ -159,20 +161,20 @@ class PlanBuilder:
             at=self.now, rule=rule.value, action=action, order_id=order_id, symbol=symbol, local=local, broker=broker))
         return decision
 
-    def announce(self, kind: str, summary: str, order_id: str | None = None, symbol: str | None = None,
-                 **data: Any) -> Event:
-        """Queue an event for the outbox. Its id is a pure function of its kind and data."""
-        payload = {"order_id": order_id, "symbol": symbol, **data}
-        event = Event(event_id=stable_id(kind, _canonical(payload)), kind=kind, at=self.now,
-                      data={**payload, "summary": summary}, order_id=order_id, symbol=symbol)
+    def announce(self, payload: Payload) -> Event:
+        """Queue an event for the outbox. Its id is a pure function of its kind and data (but the
+        summary, which is for people)."""
+        data = payload.to_data()
+        del data["summary"]
+        event = Event.of(payload, stable_id(payload.kind, _canonical(data)), self.now)
         self.events.append(event)
         return event
 
     def report(self, decision: Decision, summary: str) -> Event:
         """Announce a decision as a ``reconciliation-discrepancy`` event."""
-        return self.announce("reconciliation-discrepancy", summary, decision.order_id, decision.symbol,
-                             rule=decision.rule.value, action=decision.action,
-                             local=decision.local, broker=decision.broker)
+        return self.announce(ReconciliationDiscrepancy(
+            order_id=decision.order_id, symbol=decision.symbol, rule=decision.rule, action=decision.action,
+            local=decision.local, broker=decision.broker, summary=summary))
 
     # -- result -------------------------------------------------------------------------------
 

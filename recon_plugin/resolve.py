@@ -13,6 +13,8 @@ Invariants every rule keeps, whatever the broker sends:
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from hostspec.model import (
     BrokerOrder,
     Fill,
@@ -20,8 +22,18 @@ from hostspec.model import (
     Order,
     OrderStatus,
     Position,
+    Side,
     key_str,
     stable_id,
+)
+from recon_plugin.events import (
+    OrderCancelled,
+    OrderExternal,
+    OrderFilled,
+    OrderRejected,
+    OrderUpdated,
+    PositionDifference,
+    PositionSynced,
 )
 from recon_plugin.plan import PlanBuilder, position_summary, price_text
 from recon_plugin.rules import Rule
@@ -131,42 +143,53 @@ def _fill_rule(order: Order, target: OrderStatus) -> Rule:
     return R.FILL if target is S.FILLED else R.PARTIAL_FILL
 
 
+class _OrderFields(TypedDict):
+    """The fields every order event shares (``recon_plugin.events.OrderChange`` but the rule)."""
+
+    order_id: str
+    symbol: str
+    broker_order_id: str | None
+    side: Side
+    quantity: int
+    status: OrderStatus
+    previous_status: OrderStatus
+    filled_qty: int
+
+
 def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrder, fill: Fill | None) -> None:
     """The events an order change causes: the fill first, then the status it ended in."""
-    base = {"broker_order_id": after.broker_order_id, "side": after.side.value, "quantity": after.quantity,
-            "status": after.status.value, "previous_status": before.status.value,
-            "filled_qty": after.filled_qty}
+    base: _OrderFields = {"order_id": after.order_id, "symbol": after.symbol,
+                          "broker_order_id": after.broker_order_id, "side": after.side, "quantity": after.quantity,
+                          "status": after.status, "previous_status": before.status, "filled_qty": after.filled_qty}
     who = f"{after.order_id} {after.symbol} {after.side.value}"
     if fill:
         rule = _fill_rule(before, after.status)
         b.decide(rule, f"applied {fill.quantity} @ {price_text(fill.price)}", before, bo, discrepancy=True)
-        b.announce("order-filled", f"{who} +{fill.quantity} @ {price_text(fill.price)} "
-                   f"({after.filled_qty}/{after.quantity}, {after.status}) [{rule}]",
-                   after.order_id, after.symbol, **base, rule=rule, fill_id=fill.fill_id,
-                   fill_qty=fill.quantity, fill_price=str(fill.price), fill_value=str(fill.value))
+        b.announce(OrderFilled(**base, rule=rule, fill_id=fill.fill_id, fill_qty=fill.quantity, fill_price=fill.price,
+                               fill_value=fill.value, summary=f"{who} +{fill.quantity} @ {price_text(fill.price)} "
+                               f"({after.filled_qty}/{after.quantity}, {after.status}) [{rule}]"))
     linked = before.broker_order_id is None and after.broker_order_id is not None
     if after.status is before.status:
         if not fill and (linked or after.quantity != before.quantity):
             rule = R.SUBMIT_CONFIRMED if linked else R.QUANTITY_MODIFIED
-            b.announce("order-updated", f"{who} {after.status}, broker id {after.broker_order_id} [{rule}]",
-                       after.order_id, after.symbol, **base, rule=rule)
+            b.announce(OrderUpdated(**base, rule=rule,
+                                    summary=f"{who} {after.status}, broker id {after.broker_order_id} [{rule}]"))
         return
     if after.status is S.CANCELLED:
         b.decide(R.CANCEL, f"{before.status} -> CANCELLED with {after.filled_qty} filled", before, bo, True)
-        b.announce("order-cancelled", f"{who} cancelled at the broker ({after.filled_qty}/{after.quantity} "
-                   "filled) [cancel]", after.order_id, after.symbol, **base, rule=R.CANCEL)
+        b.announce(OrderCancelled(**base, rule=R.CANCEL, summary=f"{who} cancelled at the broker "
+                                  f"({after.filled_qty}/{after.quantity} filled) [cancel]"))
     elif after.status is S.REJECTED:
         reason = bo.message or "no reason given"
         decision = b.decide(R.REJECT, f"{before.status} -> REJECTED: {reason}", before, bo, True)
-        b.announce("order-rejected", f"{who} rejected: {reason} [reject]", after.order_id, after.symbol, **base,
-                   rule=R.REJECT, reason=bo.message)
+        b.announce(OrderRejected(**base, rule=R.REJECT, reason=bo.message,
+                                 summary=f"{who} rejected: {reason} [reject]"))
         b.report(decision, f"{after.order_id} rejected at the broker while local said {before.status}")
     elif not (fill and after.status in (S.PARTIAL, S.FILLED)):
         rule = (R.FOUND if before.status is S.LOST else R.CANCEL_WAS_FILL if before.status.is_terminal
                 else R.SUBMIT_CONFIRMED if linked else R.ACK)
         b.decide(rule, f"{before.status} -> {after.status}", before, bo, discrepancy=True)
-        b.announce("order-updated", f"{who} {before.status} -> {after.status} [{rule}]", after.order_id,
-                   after.symbol, **base, rule=rule)
+        b.announce(OrderUpdated(**base, rule=rule, summary=f"{who} {before.status} -> {after.status} [{rule}]"))
 
 
 def reconcile_missing(b: PlanBuilder, order: Order) -> None:
@@ -227,9 +250,9 @@ def reconcile_external(b: PlanBuilder, bo: BrokerOrder) -> None:
                   created_at=bo.placed_at or b.now, updated_at=b.now, broker_order_id=bo.broker_order_id,
                   external=True)
     b.decide(R.EXTERNAL_ADOPTED, "adopted as a local order", None, bo, discrepancy=True)
-    b.announce("order-external", f"{order.order_id} {bo.symbol} {bo.side} {bo.quantity} adopted ({bo.raw_status})",
-               order.order_id, bo.symbol, broker_order_id=bo.broker_order_id, side=bo.side.value,
-               quantity=bo.quantity, status=status.value, action="adopted")
+    b.announce(OrderExternal(order_id=order.order_id, symbol=bo.symbol, broker_order_id=bo.broker_order_id,
+                             side=bo.side, quantity=bo.quantity, status=status, action="adopted",
+                             summary=f"{order.order_id} {bo.symbol} {bo.side} {bo.quantity} adopted ({bo.raw_status})"))
     b.orders[order.order_id] = order  # version 0: a new order
     reconcile_seen(b, order, bo)
 
@@ -278,7 +301,7 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> Non
                      symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
     if not drifted:
         return
-    differences = []
+    differences: list[PositionDifference] = []
     for key in drifted:
         local_qty, broker_qty = diffs[key]
         b.decide(R.POSITION_DRIFT, f"local {local_qty} -> broker {broker_qty}", None, None, True,
@@ -286,6 +309,7 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> Non
         b.positions[key] = broker.get(key) or Position(*key)
         differences.append({"key": key_str(key), "local": local_qty, "broker": broker_qty,
                             "delta": broker_qty - local_qty})
-    b.announce("position-synced", "positions rebuilt from the broker: " + "; ".join(
-        position_summary(key, diffs[key][0], diffs[key][1]) for key in drifted),
-        differences=differences, broker_quantities={key_str(k): p.quantity for k, p in broker.items()})
+    b.announce(PositionSynced(differences=differences,
+                              broker_quantities={key_str(k): p.quantity for k, p in broker.items()},
+                              summary="positions rebuilt from the broker: " + "; ".join(
+                                  position_summary(key, diffs[key][0], diffs[key][1]) for key in drifted)))

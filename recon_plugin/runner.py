@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from hostspec.broker import Broker, BrokerError, FailureKind
+from hostspec.events import Payload
 from hostspec.model import BrokerOrder, ChangeSet, Event, Mode, stable_id, utcnow
 from hostspec.store import ConflictError, StateStore, StoreError
 from recon_plugin import signals
 from recon_plugin.engine import SyncMemo, orders_to_query, plan_cycle
+from recon_plugin.events import BrokerSessionExpired, CycleFinished, ReconciliationError
 from recon_plugin.outbox import Publisher
 from recon_plugin.plan import Decision, Plan, Settings, Snapshot
 from recon_plugin.stats import QuietLog, Stats
@@ -150,10 +152,11 @@ class Reconciler:
         self.stats.last_cycle_at = self.clock().isoformat()
         self.stats.last_cycle_ms = round(report.duration_ms, 3)
         self._broker_recovered()
-        signals.send_safe(signals.cycle_finished, self, stats=self.stats.to_dict(),
-                          decisions=len(report.decisions), fills=len(report.plan.fills) if report.plan else 0,
-                          writes=report.writes, duration_ms=report.duration_ms, dry_run=report.dry_run,
-                          summary=f"cycle {self.stats.cycles}: {len(report.decisions)} decisions")
+        finished = CycleFinished(stats=self.stats.to_dict(), decisions=len(report.decisions),
+                                 fills=len(report.plan.fills) if report.plan else 0, writes=report.writes,
+                                 duration_ms=report.duration_ms, dry_run=report.dry_run,
+                                 summary=f"cycle {self.stats.cycles}: {len(report.decisions)} decisions")
+        signals.send_safe(signals.cycle_finished, self, payload=finished, **finished.to_data())
         return report
 
     # -- targeted queries ---------------------------------------------------------------------------
@@ -179,9 +182,7 @@ class Reconciler:
     # -- publishing ---------------------------------------------------------------------------------
 
     def _deliver(self, event: Event) -> None:
-        signal = signals.BY_KIND.get(event.kind)
-        if signal is not None:
-            signals.send_safe(signal, self, event=event, **event.data)
+        signals.send_event(self, event)
         if self.emit is not None:
             try:
                 self.emit(event)
@@ -199,9 +200,9 @@ class Reconciler:
             self._record_failure("publish", exc)
             return 0
 
-    def _announce_now(self, kind: str, summary: str, **data: object) -> None:
+    def _announce_now(self, payload: Payload) -> None:
         """An event about the reconciler itself (not about state): delivered directly, not outboxed."""
-        self._deliver(Event(stable_id(kind, summary, time.time_ns()), kind, self.clock(), {**data, "summary": summary}))
+        self._deliver(Event.of(payload, stable_id(payload.kind, payload.summary, time.time_ns()), self.clock()))
 
     # -- failures and pacing ------------------------------------------------------------------------
 
@@ -214,9 +215,9 @@ class Reconciler:
         message = f"{type(exc).__name__}: {exc}"
         if self._quiet.failure(f"{step}:{kind_text}", "%s failed (%s); nothing local changed for this step: %s",
                                step, kind_text, message, exc_info=unexpected):
-            self._announce_now("reconciliation-error", f"{step} failed ({kind_text}): {message}", step=step,
-                               error_kind=kind_text, message=message,
-                               consecutive=self.stats.consecutive_failures + 1)
+            self._announce_now(ReconciliationError(step=step, error_kind=kind_text, message=message,
+                                                   consecutive=self.stats.consecutive_failures + 1,
+                                                   summary=f"{step} failed ({kind_text}): {message}"))
         return kind
 
     def _cycle_failed(self, step: str, exc: Exception) -> CycleReport:
@@ -228,8 +229,8 @@ class Reconciler:
             self._session_expired = True
             log.error("the broker refused the session: log in again (polling every %.0fs until a valid "
                       "session appears)", self.next_delay)
-            self._announce_now("broker-session-expired", "broker session expired or invalid: log in again",
-                               message=str(exc))
+            self._announce_now(BrokerSessionExpired(message=str(exc),
+                                                    summary="broker session expired or invalid: log in again"))
         return CycleReport(error=f"{step}: {type(exc).__name__}: {exc}")
 
     def _delay_after(self, kind: FailureKind, retry_after: float | None) -> float:

@@ -1,8 +1,10 @@
 """The reconciler's signals: a private blinker namespace, one line per signal.
 
-The sender is always the ``Reconciler`` instance. Every signal carries ``event`` (the
-``hostspec.model.Event``, with its deterministic ``event_id``) and, as keyword arguments, the
-event's ``data``; receivers should accept ``**extra`` so that new arguments never break them.
+The sender is always the ``Reconciler`` instance. Every signal carries ``payload`` (the typed
+payload, a class of ``recon_plugin.events``), ``event`` (the ``hostspec.model.Event``, with its
+deterministic ``event_id``; not for ``cycle-finished``, which is no event) and, as keyword
+arguments, the payload's fields as on the wire (``event.data``). Receivers should accept
+``**extra`` so that new arguments never break them.
 Receivers run on the reconciler's thread: keep them fast. One that raises is logged and skipped
 (``send_safe``); it never stops the engine or the other receivers.
 """
@@ -13,6 +15,9 @@ import logging
 from typing import Any
 
 from blinker import NamedSignal, Namespace
+
+from hostspec.events import Payload, PayloadError
+from hostspec.model import Event
 
 log = logging.getLogger(__name__)
 _signals = Namespace()
@@ -65,3 +70,20 @@ def send_safe(signal: NamedSignal, sender: Any, **kwargs: Any) -> int:
             log.exception("receiver %r of signal %r raised; skipped",
                           getattr(receiver, "__qualname__", receiver), signal.name)
     return failures
+
+
+def send_event(sender: Any, event: Event) -> int:
+    """Send ``event`` to the receivers of the signal of its kind, if any, each guarded (``send_safe``).
+
+    Data that does not fit its kind's payload class (an event stored by another version) is logged
+    and sent with a bare ``Payload``: a delivery is never lost to it. Returns the receivers that raised.
+    """
+    signal = BY_KIND.get(event.kind)
+    if signal is None or not signal.receivers:
+        return 0
+    try:
+        payload = event.payload
+    except PayloadError as exc:
+        log.warning("event %s does not fit its payload class (%s); sent with its summary only", event.event_id, exc)
+        payload = Payload(summary=event.summary)
+    return send_safe(signal, sender, event=event, payload=payload, **event.data)
