@@ -102,7 +102,7 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
     last = state.checkpoint.get("last_snapshot_at")
     if last and snapshot.fetched_at < datetime.fromisoformat(last):
         b.decide(Rule.STALE_SNAPSHOT, f"snapshot taken {snapshot.fetched_at.isoformat()} is older than the last "
-                 f"one applied ({last}); ignored", None, None, discrepancy=True)
+                 f"one applied ({last}); ignored", None, None)
         return Plan(ChangeSet(), b.decisions, [])
     m = match_book(state, snapshot.orders)
     if memo is None or memo.ledger is not state.ledger or m.orders != memo.orders or m.brokers != memo.brokers:

@@ -68,14 +68,14 @@ def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
     changes: dict[str, object] = {}
     if order.broker_order_id is None:
         changes["broker_order_id"] = bo.broker_order_id
-        b.decide(R.SUBMIT_CONFIRMED, "recorded the broker's order id", order, bo, discrepancy=True)
+        b.decide(R.SUBMIT_CONFIRMED, "recorded the broker's order id", order, bo)
     if order.missing_count or order.status is S.LOST:
         changes["missing_count"] = 0
-        b.decide(R.FOUND, f"listed again after {order.missing_count} misses", order, bo, discrepancy=True)
+        b.decide(R.FOUND, f"listed again after {order.missing_count} misses", order, bo)
     if bo.quantity != order.quantity and bo.quantity > 0:
         changes["quantity"] = bo.quantity
         b.decide(R.QUANTITY_MODIFIED, f"quantity {order.quantity} -> {bo.quantity} (modified at the broker)",
-                 order, bo, discrepancy=True)
+                 order, bo)
 
     target = effective_status(bo)
     reports: list[tuple[Rule, str]] = []
@@ -98,7 +98,7 @@ def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
     if fingerprint != order.open_discrepancy:
         changes["open_discrepancy"] = fingerprint
         for rule, action in reports:
-            b.report(b.decide(rule, action, order, bo, discrepancy=True), f"{order.order_id} {action}")
+            b.decide(rule, action, order, bo)  # each is reported: "<order id> <action>"
 
     if new_status is not order.status:
         changes["status"] = new_status
@@ -164,32 +164,33 @@ def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrde
     who = f"{after.order_id} {after.symbol} {after.side.value}"
     if fill:
         rule = _fill_rule(before, after.status)
-        b.decide(rule, f"applied {fill.quantity} @ {price_text(fill.price)}", before, bo, discrepancy=True)
-        b.announce(OrderFilled(**base, rule=rule, fill_id=fill.fill_id, fill_qty=fill.quantity, fill_price=fill.price,
-                               fill_value=fill.value, summary=f"{who} +{fill.quantity} @ {price_text(fill.price)} "
-                               f"({after.filled_qty}/{after.quantity}, {after.status}) [{rule}]"))
+        applied = f"{fill.quantity} @ {price_text(fill.price)}"
+        b.decide(rule, f"applied {applied}", before, bo, event=OrderFilled(
+            **base, rule=rule, fill_id=fill.fill_id, fill_qty=fill.quantity, fill_price=fill.price,
+            fill_value=fill.value, summary=f"{who} +{applied} ({after.filled_qty}/{after.quantity}, {after.status}) "
+                                           f"[{rule}]"))
     linked = before.broker_order_id is None and after.broker_order_id is not None
     if after.status is before.status:
-        if not fill and (linked or after.quantity != before.quantity):
+        if not fill and (linked or after.quantity != before.quantity):  # decided in reconcile_seen
             rule = R.SUBMIT_CONFIRMED if linked else R.QUANTITY_MODIFIED
             b.announce(OrderUpdated(**base, rule=rule,
                                     summary=f"{who} {after.status}, broker id {after.broker_order_id} [{rule}]"))
         return
     if after.status is S.CANCELLED:
-        b.decide(R.CANCEL, f"{before.status} -> CANCELLED with {after.filled_qty} filled", before, bo, True)
-        b.announce(OrderCancelled(**base, rule=R.CANCEL, summary=f"{who} cancelled at the broker "
-                                  f"({after.filled_qty}/{after.quantity} filled) [cancel]"))
+        b.decide(R.CANCEL, f"{before.status} -> CANCELLED with {after.filled_qty} filled", before, bo,
+                 event=OrderCancelled(**base, rule=R.CANCEL, summary=f"{who} cancelled at the broker "
+                                      f"({after.filled_qty}/{after.quantity} filled) [cancel]"))
     elif after.status is S.REJECTED:
         reason = bo.message or "no reason given"
-        decision = b.decide(R.REJECT, f"{before.status} -> REJECTED: {reason}", before, bo, True)
-        b.announce(OrderRejected(**base, rule=R.REJECT, reason=bo.message,
-                                 summary=f"{who} rejected: {reason} [reject]"))
-        b.report(decision, f"{after.order_id} rejected at the broker while local said {before.status}")
+        b.decide(R.REJECT, f"{before.status} -> REJECTED: {reason}", before, bo,
+                 event=OrderRejected(**base, rule=R.REJECT, reason=bo.message,
+                                     summary=f"{who} rejected: {reason} [reject]"),
+                 summary=f"{after.order_id} rejected at the broker while local said {before.status}")
     elif not (fill and after.status in (S.PARTIAL, S.FILLED)):
         rule = (R.FOUND if before.status is S.LOST else R.CANCEL_WAS_FILL if before.status.is_terminal
                 else R.SUBMIT_CONFIRMED if linked else R.ACK)
-        b.decide(rule, f"{before.status} -> {after.status}", before, bo, discrepancy=True)
-        b.announce(OrderUpdated(**base, rule=rule, summary=f"{who} {before.status} -> {after.status} [{rule}]"))
+        b.decide(rule, f"{before.status} -> {after.status}", before, bo,
+                 event=OrderUpdated(**base, rule=rule, summary=f"{who} {before.status} -> {after.status} [{rule}]"))
 
 
 def reconcile_missing(b: PlanBuilder, order: Order) -> None:
@@ -219,17 +220,16 @@ def reconcile_missing(b: PlanBuilder, order: Order) -> None:
         _mark_lost(b, order, "never acknowledged and not in the book by its tag")
         return
     updated = b.update_order(order, missing_count=misses)
-    decision = b.decide(R.MISSING, f"miss {misses} of {settings.missing_retries}; retry next cycle",
-                        order, None, discrepancy=True)
-    b.report(decision, f"{order.order_id} {order.symbol} not in the broker's book "
-                       f"(miss {updated.missing_count}/{settings.missing_retries})")
+    b.decide(R.MISSING, f"miss {misses} of {settings.missing_retries}; retry next cycle", order, None,
+             summary=f"{order.order_id} {order.symbol} not in the broker's book "
+                     f"(miss {updated.missing_count}/{settings.missing_retries})")
 
 
 def _mark_lost(b: PlanBuilder, order: Order, why: str) -> None:
     misses = max(order.missing_count + 1, b.settings.missing_retries)
     b.update_order(order, status=S.LOST, missing_count=misses)
-    decision = b.decide(R.LOST, f"{order.status} -> LOST: {why}; still checked every cycle", order, None, True)
-    b.report(decision, f"{order.order_id} {order.symbol} LOST: {why}")
+    b.decide(R.LOST, f"{order.status} -> LOST: {why}; still checked every cycle", order, None,
+             summary=f"{order.order_id} {order.symbol} LOST: {why}")
 
 
 def reconcile_external(b: PlanBuilder, bo: BrokerOrder) -> None:
@@ -238,10 +238,9 @@ def reconcile_external(b: PlanBuilder, bo: BrokerOrder) -> None:
         reported = set(b.state.checkpoint.get("reported_external", []))
         if bo.broker_order_id not in reported:
             b.checkpoint["reported_external"] = sorted(reported | {bo.broker_order_id})
-            decision = b.decide(R.EXTERNAL_REPORTED, "reported, not adopted (external_orders: report)",
-                                None, bo, discrepancy=True)
-            b.report(decision, f"external order {bo.broker_order_id} {bo.symbol} {bo.side} {bo.quantity} "
-                               f"({bo.raw_status}) not adopted")
+            b.decide(R.EXTERNAL_REPORTED, "reported, not adopted (external_orders: report)", None, bo,
+                     summary=f"external order {bo.broker_order_id} {bo.symbol} {bo.side} {bo.quantity} "
+                             f"({bo.raw_status}) not adopted")
         return
     status = effective_status(bo)
     order = Order(order_id=f"ext-{bo.broker_order_id}", exchange=bo.exchange, symbol=bo.symbol,
@@ -249,10 +248,10 @@ def reconcile_external(b: PlanBuilder, bo: BrokerOrder) -> None:
                   status=S.SUBMITTED if status is S.UNKNOWN else S.PENDING,
                   created_at=bo.placed_at or b.now, updated_at=b.now, broker_order_id=bo.broker_order_id,
                   external=True)
-    b.decide(R.EXTERNAL_ADOPTED, "adopted as a local order", None, bo, discrepancy=True)
-    b.announce(OrderExternal(order_id=order.order_id, symbol=bo.symbol, broker_order_id=bo.broker_order_id,
-                             side=bo.side, quantity=bo.quantity, status=status, action="adopted",
-                             summary=f"{order.order_id} {bo.symbol} {bo.side} {bo.quantity} adopted ({bo.raw_status})"))
+    b.decide(R.EXTERNAL_ADOPTED, "adopted as a local order", None, bo, event=OrderExternal(
+        order_id=order.order_id, symbol=bo.symbol, broker_order_id=bo.broker_order_id, side=bo.side,
+        quantity=bo.quantity, status=status, action="adopted",
+        summary=f"{order.order_id} {bo.symbol} {bo.side} {bo.quantity} adopted ({bo.raw_status})"))
     b.orders[order.order_id] = order  # version 0: a new order
     reconcile_seen(b, order, bo)
 
@@ -288,7 +287,7 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> Non
         if key in unresolved and new_watch[key_str(key)]["cycles"] == b.settings.position_mismatch_cycles:
             local_qty, broker_qty = diffs[key]
             b.decide(R.POSITION_DRIFT_DEFERRED, "not rebuilt while an order on it is unresolved (its fills "
-                     "come first)", None, None, True, symbol=key_str(key), local={"quantity": local_qty},
+                     "come first)", None, None, symbol=key_str(key), local={"quantity": local_qty},
                      broker={"quantity": broker_qty})
     drifted = sorted(k for k in persistent if k not in unresolved)
     for key in drifted:
@@ -297,14 +296,14 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> Non
         b.checkpoint["position_watch"] = new_watch
     for key, (local_qty, broker_qty) in sorted(diffs.items()):
         if key not in drifted and watch.get(key_str(key)) is None:
-            b.decide(R.POSITION_MISMATCH, "watching: rebuilt if it persists", None, None, True,
+            b.decide(R.POSITION_MISMATCH, "watching: rebuilt if it persists", None, None,
                      symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
     if not drifted:
         return
     differences: list[PositionDifference] = []
     for key in drifted:
         local_qty, broker_qty = diffs[key]
-        b.decide(R.POSITION_DRIFT, f"local {local_qty} -> broker {broker_qty}", None, None, True,
+        b.decide(R.POSITION_DRIFT, f"local {local_qty} -> broker {broker_qty}", None, None,
                  symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
         b.positions[key] = broker.get(key) or Position(*key)
         differences.append({"key": key_str(key), "local": local_qty, "broker": broker_qty,

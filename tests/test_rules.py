@@ -10,7 +10,8 @@ from helpers import ScriptedBroker, advance, at, broker, order, state
 
 from hostspec.model import LedgerEntry, Mode, OrderStatus, Position, Side
 from recon_plugin.engine import orders_to_query, plan_cycle
-from recon_plugin.plan import Settings, Snapshot
+from recon_plugin.events import OrderUpdated
+from recon_plugin.plan import PlanBuilder, Settings, Snapshot
 from recon_plugin.rules import Rule, Severity
 from recon_plugin.runner import Reconciler
 from recon_plugin.stores.tinydb_store import TinyDBStore
@@ -61,6 +62,27 @@ def test_reported_rules_are_the_ones_worth_a_persons_attention():
         Rule.REJECT, Rule.FIELD_MISMATCH, Rule.UNKNOWN_STATUS, Rule.TERMINAL_CONFLICT, Rule.STALE_STATUS,
         Rule.STALE_FILL, Rule.IMPLAUSIBLE_FILL, Rule.OVERFILL, Rule.MISSING, Rule.LOST, Rule.EXTERNAL_REPORTED}
     assert all(r.severity is not Severity.INFO for r in Rule if r.reported)
+
+
+def test_one_call_records_a_decision_its_journal_entry_its_event_and_its_report():
+    b = PlanBuilder(state(), Settings(), at(60))
+    a, bo = order(status=S.PLACED), broker(S.REJECTED)
+    updated = OrderUpdated(order_id="A", symbol="INFY", broker_order_id="B-A", side=Side.BUY, quantity=10,
+                           status=S.PLACED, previous_status=S.SUBMITTED, filled_qty=0, rule=Rule.ACK,
+                           summary="A placed")
+    b.decide(Rule.ACK, "SUBMITTED -> PLACED", a, bo, event=updated)
+    b.decide(Rule.STALE_STATUS, "ignored", a, bo)
+    b.decide(Rule.REJECT, "rejected", a, bo, summary="A rejected at the broker")
+    b.decide(Rule.MISSING, "miss 1", a, None, report=False)
+    b.decide(Rule.FILL, "applied", a, bo, report=True)
+    assert [d.rule for d in b.decisions] == [j.rule for j in b.journal] == ["ack", "stale-status", "reject", "missing",
+                                                                            "fill"]
+    assert [(e.kind, e.payload.summary) for e in b.events] == [
+        ("order-updated", "A placed"), ("reconciliation-discrepancy", "A ignored"),
+        ("reconciliation-discrepancy", "A rejected at the broker"), ("reconciliation-discrepancy", "A applied")]
+    report = b.events[1].data
+    assert (report["rule"], report["action"], report["local"], report["broker"]) == (
+        "stale-status", "ignored", b.journal[1].local, b.journal[1].broker)
 
 
 def test_the_runner_logs_each_decision_at_its_rules_level(tmp_path, caplog):
