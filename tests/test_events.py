@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -195,3 +196,34 @@ def test_a_stored_event_that_does_not_fit_its_kind_is_still_delivered(store, cap
     assert heard == [Payload(summary="from before")]
     assert "does not fit its payload class" in caplog.text
     assert not isinstance(heard[0], ReconciliationDiscrepancy)
+
+
+# -- what a type checker makes of a listener -----------------------------------------------------
+
+LISTENER = """
+from hostspec.model import Event
+from recon_plugin.events import OrderFilled
+
+
+def on_fill(sender: object, payload: OrderFilled, **extra: object) -> None:
+    {body}
+
+
+def sink(event: Event) -> None:
+    if event.kind == OrderFilled.kind:
+        print(event.payload_as(OrderFilled).fill_value * 2)
+"""
+
+
+def test_a_listener_reading_a_field_its_kind_does_not_have_fails_the_type_check(tmp_path, monkeypatch):
+    from mypy import api
+
+    good, bad = tmp_path / "good_listener.py", tmp_path / "bad_listener.py"
+    good.write_text(LISTENER.format(body="print(payload.symbol, payload.fill_price * payload.fill_qty)"))
+    bad.write_text(LISTENER.format(body="print(payload.symbol, payload.commission)"))
+    monkeypatch.setenv("MYPYPATH", str(Path(__file__).resolve().parent.parent))
+    out, err, status = api.run(["--strict", "--follow-imports=silent", "--no-error-summary",
+                                "--cache-dir", str(tmp_path / "cache"), str(good), str(bad)])
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert status == 1 and len(errors) == 1, out + err
+    assert errors[0].startswith(str(bad)) and '"OrderFilled" has no attribute "commission"' in errors[0]
