@@ -9,6 +9,7 @@ from typing import TextIO
 import pluggy
 
 from hostspec.hookspecs import PROJECT
+from hostspec.model import Event
 
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
@@ -26,8 +27,8 @@ class ConsoleSink:
         self._lock = threading.Lock()
 
     @hookimpl
-    def hostspec_handle_event(self, event) -> None:
-        summary = str(event.data.get("summary") or event.data)
+    def hostspec_handle_event(self, event: Event) -> None:
+        summary = event.summary or str(event.data)
         line = format_event(event.kind, summary, event.at.astimezone().strftime("%H:%M:%S"))
         with self._lock:
             self.counts[event.kind] += 1
