@@ -18,24 +18,36 @@ from blinker import NamedSignal, Namespace
 
 from hostspec.events import Payload, PayloadError
 from hostspec.model import Event
+from recon_plugin.events import (
+    BrokerSessionExpired,
+    CycleFinished,
+    OrderCancelled,
+    OrderExternal,
+    OrderFilled,
+    OrderRejected,
+    OrderUpdated,
+    PositionSynced,
+    ReconciliationDiscrepancy,
+    ReconciliationError,
+)
 
 log = logging.getLogger(__name__)
 _signals = Namespace()
 
 # One line per signal: when it is sent, and (in brackets) the payload class of recon_plugin.events.
-order_updated = _signals.signal("order-updated", doc="An order's status or broker id changed [OrderUpdated].")
-order_filled = _signals.signal("order-filled", doc="A fill was applied to positions, exactly once [OrderFilled].")
-order_cancelled = _signals.signal("order-cancelled", doc="An order was cancelled at the broker [OrderCancelled].")
-order_rejected = _signals.signal("order-rejected", doc="An order was rejected at the broker [OrderRejected].")
-order_external = _signals.signal("order-external", doc="A broker order placed elsewhere was adopted [OrderExternal].")
-position_synced = _signals.signal("position-synced", doc="Positions were rebuilt from the broker's [PositionSynced].")
-reconciliation_discrepancy = _signals.signal("reconciliation-discrepancy", doc=(
+order_updated = _signals.signal(OrderUpdated.kind, doc="An order's status or broker id changed [OrderUpdated].")
+order_filled = _signals.signal(OrderFilled.kind, doc="A fill was applied to positions, exactly once [OrderFilled].")
+order_cancelled = _signals.signal(OrderCancelled.kind, doc="An order was cancelled at the broker [OrderCancelled].")
+order_rejected = _signals.signal(OrderRejected.kind, doc="An order was rejected at the broker [OrderRejected].")
+order_external = _signals.signal(OrderExternal.kind, doc="A broker order placed elsewhere was adopted [OrderExternal].")
+position_synced = _signals.signal(PositionSynced.kind, doc="Positions were rebuilt from the broker's [PositionSynced].")
+reconciliation_discrepancy = _signals.signal(ReconciliationDiscrepancy.kind, doc=(
     "Local and broker disagree in a way worth a person's attention [ReconciliationDiscrepancy]."))
-reconciliation_error = _signals.signal("reconciliation-error", doc=(
+reconciliation_error = _signals.signal(ReconciliationError.kind, doc=(
     "A step of a cycle failed; nothing local changed for that step [ReconciliationError]."))
-broker_session_expired = _signals.signal("broker-session-expired", doc=(
+broker_session_expired = _signals.signal(BrokerSessionExpired.kind, doc=(
     "The broker refused the credentials: a person must log in again [BrokerSessionExpired]."))
-cycle_finished = _signals.signal("cycle-finished", doc="A cycle ended (no event: signal only) [CycleFinished].")
+cycle_finished = _signals.signal(CycleFinished.kind, doc="A cycle ended (no event: signal only) [CycleFinished].")
 
 BY_KIND: dict[str, NamedSignal] = {s.name: s for s in (
     order_updated, order_filled, order_cancelled, order_rejected, order_external, position_synced,

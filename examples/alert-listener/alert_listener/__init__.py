@@ -29,10 +29,17 @@ from hostspec.events import Payload
 from hostspec.host import Host
 from hostspec.model import stable_id, utcnow
 from recon_plugin import signals
+from recon_plugin.events import (
+    BrokerSessionExpired,
+    OrderRejected,
+    PositionSynced,
+    ReconciliationDiscrepancy,
+    ReconciliationError,
+)
 from recon_plugin.plugin import reconciler_for
 
-ALERT_KINDS = ("reconciliation-discrepancy", "order-rejected", "position-synced", "broker-session-expired",
-               "reconciliation-error")
+ALERT_KINDS = tuple(payload.kind for payload in (ReconciliationDiscrepancy, OrderRejected, PositionSynced,
+                                                 BrokerSessionExpired, ReconciliationError))
 SCHEMA = {"path": Option(str, "var/alerts.jsonl", "where alert lines are appended")}
 _listeners: dict[int, AlertListener] = {}
 
