@@ -24,7 +24,7 @@ class ConsoleSink:
 
     @hookimpl
     def hostspec_handle_event(self, event: Event) -> None:
-        summary = str(event.data.get("summary") or event.data)
+        summary = event.summary or str(event.data)
         line = format_event(event.kind, summary, event.at.astimezone().strftime("%H:%M:%S"))
         with self._lock:
             self.counts[event.kind] += 1

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
+from hostspec.events import Payload, PayloadError, decode
+
+P = TypeVar("P", bound=Payload)
 ZERO = Decimal(0)
 
 
@@ -261,6 +264,9 @@ class Event:
     ``event_id`` is a pure function of what the event describes: a consumer that sees the same id
     twice (possible around a crash) has seen the same event twice. ``seq`` is the outbox position,
     assigned by the store; events are delivered in ``seq`` order.
+
+    ``data`` is the wire form (JSON-safe, stored and replayed as is); ``payload`` is the same data
+    typed, as the class registered for ``kind`` (see ``hostspec.events``).
     """
 
     event_id: str
@@ -270,6 +276,35 @@ class Event:
     order_id: str | None = None
     symbol: str | None = None
     seq: int = 0
+
+    @classmethod
+    def of(cls, payload: Payload, event_id: str, at: datetime) -> Event:
+        """The event carrying ``payload``: its kind, its data, and its ``order_id`` and ``symbol``
+        when the payload has those fields."""
+        if not payload.kind:
+            raise ValueError(f"{type(payload).__qualname__} declares no event kind")
+        data = payload.to_data()
+        return cls(event_id, payload.kind, at, data, data.get("order_id"), data.get("symbol"))
+
+    @property
+    def payload(self) -> Payload:
+        """``data`` decoded as the payload class registered for ``kind`` (a bare ``Payload`` when
+        there is none). Raises ``hostspec.events.PayloadError`` when ``data`` does not fit it."""
+        return decode(self.kind, self.data)
+
+    def payload_as(self, cls: type[P]) -> P:
+        """``payload``, which must be a ``cls`` (``PayloadError`` otherwise): for a sink that
+        handles one kind, ``event.payload_as(OrderFilled).fill_qty`` is type-checked."""
+        payload = self.payload
+        if not isinstance(payload, cls):
+            raise PayloadError(f"event {self.event_id} of kind {self.kind!r} carries a "
+                               f"{type(payload).__qualname__}, not a {cls.__qualname__}")
+        return payload
+
+    @property
+    def summary(self) -> str:
+        """The one-line summary every kind carries ("" if the data has none); never raises."""
+        return str(self.data.get("summary") or "")
 
 
 @dataclass(frozen=True, slots=True)

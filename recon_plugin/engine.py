@@ -1,7 +1,7 @@
 """Step 1 of a cycle: a pure function from (local state, broker snapshot) to a plan.
 
 No thread, store, broker or clock here: the snapshot carries the time it was taken, so the same
-inputs always give the same plan. ``recon_plugin.rules`` holds the rules; this module matches
+inputs always give the same plan. ``recon_plugin.resolve`` holds the rules; this module matches
 orders and walks them.
 """
 
@@ -13,13 +13,14 @@ from datetime import datetime
 
 from hostspec.model import BrokerOrder, ChangeSet, LedgerEntry, LocalState, Mode, Order, OrderStatus
 from recon_plugin.plan import Plan, PlanBuilder, Snapshot
-from recon_plugin.rules import (
+from recon_plugin.resolve import (
     effective_status,
     reconcile_external,
     reconcile_missing,
     reconcile_positions,
     reconcile_seen,
 )
+from recon_plugin.rules import Rule
 from recon_plugin.settings import Settings
 
 
@@ -101,8 +102,8 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
     b.queried = snapshot.queried
     last = state.checkpoint.get("last_snapshot_at")
     if last and snapshot.fetched_at < datetime.fromisoformat(last):
-        b.decide("stale-snapshot", f"snapshot taken {snapshot.fetched_at.isoformat()} is older than the last "
-                 f"one applied ({last}); ignored", None, None, discrepancy=True)
+        b.decide(Rule.STALE_SNAPSHOT, f"snapshot taken {snapshot.fetched_at.isoformat()} is older than the last "
+                 f"one applied ({last}); ignored", None, None)
         return Plan(ChangeSet(), b.decisions, [])
     m = match_book(state, snapshot.orders)
     if memo is None or memo.ledger is not state.ledger or m.orders != memo.orders or m.brokers != memo.brokers:

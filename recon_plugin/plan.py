@@ -2,8 +2,8 @@
 
 ``PlanBuilder`` is the only place the rules write to. It keeps the working copy of the local state
 for the cycle (orders, positions, ledger), so that two changes to one order or one position in the
-same cycle compose, and it turns each decision into a journal entry and, when it is announced, an
-event with a deterministic id.
+same cycle compose, and it turns each decision (one ``decide`` call) into a journal entry and the
+events it causes, each with a deterministic id.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from hostspec.events import Payload
 from hostspec.model import (
     BrokerOrder,
     ChangeSet,
@@ -28,6 +29,8 @@ from hostspec.model import (
     key_str,
     stable_id,
 )
+from recon_plugin.events import ReconciliationDiscrepancy
+from recon_plugin.rules import Rule
 from recon_plugin.settings import Settings
 
 
@@ -48,15 +51,19 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Decision:
-    """One rule firing: the evidence from both sides and what the plan does about it."""
+    """One rule firing: the evidence from both sides and what the plan does about it.
 
-    rule: str
+    Every decision resolves a difference between the two sides, so ``discrepancy`` is always True
+    (it is kept for the JSON of ``recon check``); ``rule.reported`` says whether a person is told.
+    """
+
+    rule: Rule
     action: str
     order_id: str | None
     symbol: str | None
     local: dict[str, Any]
     broker: dict[str, Any]
-    discrepancy: bool
+    discrepancy: bool = True
 
 
 @dataclass
@@ -130,36 +137,44 @@ class PlanBuilder:
 
     # -- decisions and events -----------------------------------------------------------------
 
-    def decide(self, rule: str, action: str, order: Order | None, bo: BrokerOrder | None,
-               discrepancy: bool = False, symbol: str | None = None,
-               local: dict[str, Any] | None = None, broker: dict[str, Any] | None = None) -> Decision:
-        """Record a rule firing and append it to the journal; ``local``/``broker`` replace the
-        evidence taken from ``order``/``bo`` when the rule is about something else (a position)."""
+    def decide(self, rule: Rule, action: str, order: Order | None, bo: BrokerOrder | None, *,
+               event: Payload | None = None, summary: str | None = None, report: bool | None = None,
+               symbol: str | None = None, local: dict[str, Any] | None = None,
+               broker: dict[str, Any] | None = None) -> Decision:
+        """Record one rule firing, with everything it causes, in this order:
+
+        - the decision and its journal entry, with the evidence taken from ``order`` and ``bo``
+          (``local``/``broker`` replace it when the rule is about something else: a position);
+        - ``event``, when the firing announces one (an order event);
+        - a ``reconciliation-discrepancy`` event when the rule is ``reported`` in the catalogue (or
+          ``report`` says otherwise), its summary ``summary`` or else "<order id or symbol> <action>".
+        """
         local = local if local is not None else local_evidence(order)
         broker = broker if broker is not None else broker_evidence(bo)
         order_id = order.order_id if order else None
         symbol = symbol or (order.symbol if order else bo.symbol if bo else None)
-        decision = Decision(rule, action, order_id, symbol, local, broker, discrepancy)
+        decision = Decision(rule, action, order_id, symbol, local, broker)
         self.decisions.append(decision)
         self.journal.append(JournalEntry(
             entry_id=stable_id("journal", rule, order_id, _canonical(local), _canonical(broker), action),
-            at=self.now, rule=rule, action=action, order_id=order_id, symbol=symbol, local=local, broker=broker))
+            at=self.now, rule=rule.value, action=action, order_id=order_id, symbol=symbol, local=local, broker=broker))
+        if event is not None:
+            self.announce(event)
+        if rule.reported if report is None else report:
+            self.announce(ReconciliationDiscrepancy(
+                order_id=order_id, symbol=symbol, rule=rule, action=action, local=local, broker=broker,
+                summary=summary if summary is not None else f"{order_id or symbol} {action}"))
         return decision
 
-    def announce(self, kind: str, summary: str, order_id: str | None = None, symbol: str | None = None,
-                 **data: Any) -> Event:
-        """Queue an event for the outbox. Its id is a pure function of its kind and data."""
-        payload = {"order_id": order_id, "symbol": symbol, **data}
-        event = Event(event_id=stable_id(kind, _canonical(payload)), kind=kind, at=self.now,
-                      data={**payload, "summary": summary}, order_id=order_id, symbol=symbol)
+    def announce(self, payload: Payload) -> Event:
+        """Queue an event for the outbox. Its id is a pure function of its kind and data (but the
+        summary, which is for people). For an event that follows from decisions already recorded
+        (a position rebuilt after its drift decisions); one decision's event goes with ``decide``."""
+        data = payload.to_data()
+        del data["summary"]
+        event = Event.of(payload, stable_id(payload.kind, _canonical(data)), self.now)
         self.events.append(event)
         return event
-
-    def report(self, decision: Decision, summary: str) -> Event:
-        """Announce a decision as a ``reconciliation-discrepancy`` event."""
-        return self.announce("reconciliation-discrepancy", summary, decision.order_id, decision.symbol,
-                             rule=decision.rule, action=decision.action,
-                             local=decision.local, broker=decision.broker)
 
     # -- result -------------------------------------------------------------------------------
 

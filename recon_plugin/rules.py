@@ -1,287 +1,111 @@
-"""The reconciliation rules: plain data in, decisions into a ``PlanBuilder`` out.
+"""The rules table: every rule the reconciler can fire, with its severity and what it means.
 
-Invariants every rule keeps, whatever the broker sends:
+A rule's value is the name written to the journal, counted in the statistics and carried in event
+payloads (``rule``), so values never change once released. Each entry says:
 
-- a fill is applied once: only quantity beyond the ledger's cumulative figure is applied;
-- the filled quantity never decreases and the status only moves forward; a stale report is
-  recorded and ignored, never applied (but a fill after CANCELLED is real and is applied);
-- a status the broker plugin could not map (UNKNOWN) never terminalises an order;
-- an order missing from the book is never terminalised on one miss (see ``reconcile_missing``).
+- ``severity``: how much a firing matters, and so the level it is logged at (``log_level``);
+- ``reported``: whether a firing is also announced as a ``reconciliation-discrepancy`` event, for a
+  person to look at;
+- ``meaning``: one line, for logs, docs and reports.
+
+The logic of each rule is in ``recon_plugin.resolve``. This module imports nothing of the project,
+so that any module may name a rule.
 """
 
 from __future__ import annotations
 
-from hostspec.model import (
-    BrokerOrder,
-    Fill,
-    LedgerEntry,
-    Order,
-    OrderStatus,
-    Position,
-    key_str,
-    stable_id,
-)
-from recon_plugin.plan import PlanBuilder, position_summary, price_text
-
-S = OrderStatus
+import logging
+from enum import StrEnum
 
 
-def effective_status(bo: BrokerOrder) -> OrderStatus:
-    """The broker's status with partial fills made explicit: a working order with fills is PARTIAL
-    (Kite, for one, reports a partially filled order as OPEN)."""
-    if bo.status in (S.SUBMITTED, S.PLACED, S.PARTIAL):
-        return S.PARTIAL if bo.filled_qty > 0 else (S.PLACED if bo.status is S.PARTIAL else bo.status)
-    return bo.status
+class Severity(StrEnum):
+    INFO = "info"  # the usual way local state catches up with the broker
+    WARNING = "warning"  # the two sides disagreed in a way worth a look
+    ERROR = "error"  # an order is unaccounted for
+
+    @property
+    def log_level(self) -> int:
+        return _LOG_LEVELS[self]
 
 
-def may_move(current: OrderStatus, target: OrderStatus, bo: BrokerOrder, order: Order) -> bool:
-    """Whether local status ``current`` may become ``target``: forward only, with one exception.
-
-    A terminal order may become FILLED when the broker's fills cover its whole quantity: an order
-    reported cancelled that had in fact filled (the fills are the proof).
-    """
-    if target is current or target is S.UNKNOWN:
-        return False
-    if current is S.LOST or target.rank > current.rank:
-        return True
-    return current.is_terminal and target is S.FILLED and bo.filled_qty >= order.quantity
+_LOG_LEVELS = {Severity.INFO: logging.DEBUG, Severity.WARNING: logging.WARNING, Severity.ERROR: logging.ERROR}
 
 
-def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
-    """Resolve one local order against the broker's view of it."""
-    changes: dict[str, object] = {}
-    if order.broker_order_id is None:
-        changes["broker_order_id"] = bo.broker_order_id
-        b.decide("submit-confirmed", "recorded the broker's order id", order, bo, discrepancy=True)
-    if order.missing_count or order.status is S.LOST:
-        changes["missing_count"] = 0
-        b.decide("found", f"listed again after {order.missing_count} misses", order, bo, discrepancy=True)
-    if bo.quantity != order.quantity and bo.quantity > 0:
-        changes["quantity"] = bo.quantity
-        b.decide("quantity-modified", f"quantity {order.quantity} -> {bo.quantity} (modified at the broker)",
-                 order, bo, discrepancy=True)
-
-    target = effective_status(bo)
-    reports: list[tuple[str, str]] = []
-    if (bo.side, bo.key) != (order.side, order.key):
-        reports.append(("field-mismatch", f"broker has {bo.side} {key_str(bo.key)}, local "
-                                          f"{order.side} {key_str(order.key)}; fills follow the broker"))
-    fill = _reconcile_fill(b, order, bo, reports)
-    new_status = order.status
-    if may_move(order.status, target, bo, order):
-        new_status = target
-    elif target is S.UNKNOWN:
-        reports.append(("unknown-status", f"broker status {bo.raw_status!r} is not mapped; status kept"))
-        if fill and not order.status.is_terminal and order.status.rank < S.PARTIAL.rank:
-            new_status = S.PARTIAL
-    elif target is not order.status:
-        rule = "terminal-conflict" if target.is_terminal and order.status.is_terminal else "stale-status"
-        reports.append((rule, f"broker says {target} ({bo.raw_status}), local {order.status}; ignored"))
-
-    fingerprint = "|".join(f"{rule}:{bo.raw_status}:{bo.filled_qty}" for rule, _ in reports) or None
-    if fingerprint != order.open_discrepancy:
-        changes["open_discrepancy"] = fingerprint
-        for rule, action in reports:
-            b.report(b.decide(rule, action, order, bo, discrepancy=True), f"{order.order_id} {action}")
-
-    if new_status is not order.status:
-        changes["status"] = new_status
-    if fill:
-        changes.update(filled_qty=fill.cumulative_qty, avg_price=bo.avg_price)
-    if not changes:
-        return
-    updated = b.update_order(order, **changes, broker_status=bo.raw_status, message=bo.message)
-    _announce_status(b, order, updated, bo, fill)
+def _rule(value: str, severity: Severity, meaning: str, *, reported: bool = False) -> tuple[str, Severity, str, bool]:
+    return value, severity, meaning, reported
 
 
-def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
-                    reports: list[tuple[str, str]]) -> Fill | None:
-    """Apply the fill increment the broker's cumulative figures imply, if any."""
-    applied = b.applied(order.order_id)
-    if bo.filled_qty < applied.filled_qty:
-        reports.append(("stale-fill", f"broker reports {bo.filled_qty} filled, {applied.filled_qty} already "
-                                      "applied; ignored"))
-        return None
-    if bo.filled_qty == applied.filled_qty:
-        return None
-    quantity = bo.filled_qty - applied.filled_qty
-    total_value = bo.avg_price * bo.filled_qty
-    value = total_value - applied.filled_value
-    if value <= 0:
-        reports.append(("implausible-fill", f"{quantity} more filled at average {bo.avg_price}: no positive "
-                                            "value; waiting for a readable report"))
-        return None
-    if bo.filled_qty > bo.quantity:
-        reports.append(("overfill", f"broker reports {bo.filled_qty} filled of {bo.quantity}; applied as reported"))
-    fill = Fill(fill_id=stable_id("fill", order.order_id, bo.filled_qty), order_id=order.order_id,
-                broker_order_id=bo.broker_order_id, exchange=bo.exchange, symbol=bo.symbol, product=bo.product,
-                side=bo.side, quantity=quantity, value=value, price=value / quantity,
-                cumulative_qty=bo.filled_qty, at=b.now)
-    b.add_fill(fill, LedgerEntry(order.order_id, bo.filled_qty, total_value))
-    return fill
+class Rule(StrEnum):
+    """One named resolution of a difference between local state and the broker."""
 
+    _value_: str
+    severity: Severity
+    meaning: str
+    reported: bool
 
-def _fill_rule(order: Order, target: OrderStatus) -> str:
-    if order.status.is_terminal:
-        return "late-fill"
-    return "fill" if target is S.FILLED else "partial-fill"
+    def __new__(cls, value: str, severity: Severity, meaning: str, reported: bool) -> Rule:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.severity = severity
+        member.meaning = meaning
+        member.reported = reported
+        return member
 
+    @property
+    def log_level(self) -> int:
+        return self.severity.log_level
 
-def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrder, fill: Fill | None) -> None:
-    """The events an order change causes: the fill first, then the status it ended in."""
-    base = {"broker_order_id": after.broker_order_id, "side": after.side.value, "quantity": after.quantity,
-            "status": after.status.value, "previous_status": before.status.value,
-            "filled_qty": after.filled_qty}
-    who = f"{after.order_id} {after.symbol} {after.side.value}"
-    if fill:
-        rule = _fill_rule(before, after.status)
-        b.decide(rule, f"applied {fill.quantity} @ {price_text(fill.price)}", before, bo, discrepancy=True)
-        b.announce("order-filled", f"{who} +{fill.quantity} @ {price_text(fill.price)} "
-                   f"({after.filled_qty}/{after.quantity}, {after.status}) [{rule}]",
-                   after.order_id, after.symbol, **base, rule=rule, fill_id=fill.fill_id,
-                   fill_qty=fill.quantity, fill_price=str(fill.price), fill_value=str(fill.value))
-    linked = before.broker_order_id is None and after.broker_order_id is not None
-    if after.status is before.status:
-        if not fill and (linked or after.quantity != before.quantity):
-            rule = "submit-confirmed" if linked else "quantity-modified"
-            b.announce("order-updated", f"{who} {after.status}, broker id {after.broker_order_id} [{rule}]",
-                       after.order_id, after.symbol, **base, rule=rule)
-        return
-    if after.status is S.CANCELLED:
-        b.decide("cancel", f"{before.status} -> CANCELLED with {after.filled_qty} filled", before, bo, True)
-        b.announce("order-cancelled", f"{who} cancelled at the broker ({after.filled_qty}/{after.quantity} "
-                   "filled) [cancel]", after.order_id, after.symbol, **base, rule="cancel")
-    elif after.status is S.REJECTED:
-        reason = bo.message or "no reason given"
-        decision = b.decide("reject", f"{before.status} -> REJECTED: {reason}", before, bo, True)
-        b.announce("order-rejected", f"{who} rejected: {reason} [reject]", after.order_id, after.symbol, **base,
-                   rule="reject", reason=bo.message)
-        b.report(decision, f"{after.order_id} rejected at the broker while local said {before.status}")
-    elif not (fill and after.status in (S.PARTIAL, S.FILLED)):
-        rule = ("found" if before.status is S.LOST else "cancel-was-fill" if before.status.is_terminal
-                else "submit-confirmed" if linked else "ack")
-        b.decide(rule, f"{before.status} -> {after.status}", before, bo, discrepancy=True)
-        b.announce("order-updated", f"{who} {before.status} -> {after.status} [{rule}]", after.order_id,
-                   after.symbol, **base, rule=rule)
+    # -- an order the broker lists --------------------------------------------------------------
+    ACK = _rule("ack", Severity.INFO, "the broker moved the order forward (sent, working): local follows")
+    SUBMIT_CONFIRMED = _rule("submit-confirmed", Severity.INFO,
+                             "an order without a broker id was found by its tag: the broker's id is recorded")
+    FOUND = _rule("found", Severity.INFO, "an order missing from the book (or LOST) is listed again: resolved as such")
+    QUANTITY_MODIFIED = _rule("quantity-modified", Severity.INFO,
+                              "the broker has another quantity (modified there): the broker's is adopted")
+    FILL = _rule("fill", Severity.INFO, "filled at the broker: the remaining quantity is applied, once")
+    PARTIAL_FILL = _rule("partial-fill", Severity.INFO, "more filled at the broker: the increment is applied, once")
+    LATE_FILL = _rule("late-fill", Severity.INFO, "a fill on an order local holds as terminal: real, and applied")
+    CANCEL = _rule("cancel", Severity.INFO, "cancelled at the broker: local becomes CANCELLED, keeping what filled")
+    CANCEL_WAS_FILL = _rule("cancel-was-fill", Severity.INFO,
+                            "an order held as terminal whose fills cover its quantity: it becomes FILLED")
+    REJECT = _rule("reject", Severity.WARNING, "rejected at the broker: local becomes REJECTED", reported=True)
+    FIELD_MISMATCH = _rule("field-mismatch", Severity.WARNING,
+                           "the broker has another side or instrument than local: fills follow the broker",
+                           reported=True)
+    UNKNOWN_STATUS = _rule("unknown-status", Severity.WARNING,
+                           "a status the broker plugin could not map: the local status is kept", reported=True)
+    TERMINAL_CONFLICT = _rule("terminal-conflict", Severity.WARNING,
+                              "the broker says another terminal status than local: ignored", reported=True)
+    STALE_STATUS = _rule("stale-status", Severity.WARNING, "the broker reports an older status than local: ignored",
+                         reported=True)
+    STALE_FILL = _rule("stale-fill", Severity.WARNING,
+                       "the broker reports less filled than already applied: ignored", reported=True)
+    IMPLAUSIBLE_FILL = _rule("implausible-fill", Severity.WARNING,
+                             "more filled but no positive value: waits for a readable report", reported=True)
+    OVERFILL = _rule("overfill", Severity.WARNING, "more filled than the order's quantity: applied as reported",
+                     reported=True)
 
+    # -- an order the broker does not list --------------------------------------------------------
+    MISSING = _rule("missing", Severity.WARNING,
+                    "a working order the book does not list: counted; queried after missing_retries misses",
+                    reported=True)
+    LOST = _rule("lost", Severity.ERROR,
+                 "not found even when asked for directly: LOST, and still checked every cycle", reported=True)
 
-def reconcile_missing(b: PlanBuilder, order: Order) -> None:
-    """A non-terminal local order the broker's book does not list.
+    # -- a broker order no local order accounts for ---------------------------------------------
+    EXTERNAL_ADOPTED = _rule("external-adopted", Severity.INFO, "placed from another app: adopted as ext-<id>")
+    EXTERNAL_REPORTED = _rule("external-reported", Severity.WARNING,
+                              "placed from another app, with external_orders: report: reported once, not adopted",
+                              reported=True)
 
-    The ladder: within the grace period, nothing. Then each consecutive miss is counted and reported;
-    at ``missing_retries`` misses the runner makes one targeted query (``Snapshot.queried``). Found:
-    resolve by what the broker says. Not found (or nothing to query by): LOST, which is reported and
-    keeps being checked every cycle. A failed fetch never reaches here: it is never a miss.
-    """
-    settings = b.settings
-    if (b.now - order.created_at).total_seconds() < settings.missing_grace_seconds:
-        return
-    queried = b.queried
-    if order.order_id in queried:
-        found = queried[order.order_id]
-        if found is not None:
-            reconcile_seen(b, order, found)
-            return
-        if order.status is not S.LOST:
-            _mark_lost(b, order, "the broker does not know this order id")
-        return
-    if order.status is S.LOST:
-        return
-    misses = order.missing_count + 1
-    if misses >= settings.missing_retries and order.broker_order_id is None:
-        _mark_lost(b, order, "never acknowledged and not in the book by its tag")
-        return
-    updated = b.update_order(order, missing_count=misses)
-    decision = b.decide("missing", f"miss {misses} of {settings.missing_retries}; retry next cycle",
-                        order, None, discrepancy=True)
-    b.report(decision, f"{order.order_id} {order.symbol} not in the broker's book "
-                       f"(miss {updated.missing_count}/{settings.missing_retries})")
+    # -- positions (live mode) ------------------------------------------------------------------
+    POSITION_MISMATCH = _rule("position-mismatch", Severity.WARNING,
+                              "local and broker positions differ: watched, rebuilt if it persists")
+    POSITION_DRIFT = _rule("position-drift", Severity.WARNING,
+                           "a position mismatch persisted with the same figures: rebuilt from the broker's")
+    POSITION_DRIFT_DEFERRED = _rule("position-drift-deferred", Severity.INFO,
+                                    "a persistent mismatch on a key with an unresolved order: its fills come first")
 
-
-def _mark_lost(b: PlanBuilder, order: Order, why: str) -> None:
-    misses = max(order.missing_count + 1, b.settings.missing_retries)
-    b.update_order(order, status=S.LOST, missing_count=misses)
-    decision = b.decide("lost", f"{order.status} -> LOST: {why}; still checked every cycle", order, None, True)
-    b.report(decision, f"{order.order_id} {order.symbol} LOST: {why}")
-
-
-def reconcile_external(b: PlanBuilder, bo: BrokerOrder) -> None:
-    """A broker order no local order accounts for (placed from another app)."""
-    if b.settings.external_orders != "adopt":
-        reported = set(b.state.checkpoint.get("reported_external", []))
-        if bo.broker_order_id not in reported:
-            b.checkpoint["reported_external"] = sorted(reported | {bo.broker_order_id})
-            decision = b.decide("external-reported", "reported, not adopted (external_orders: report)",
-                                None, bo, discrepancy=True)
-            b.report(decision, f"external order {bo.broker_order_id} {bo.symbol} {bo.side} {bo.quantity} "
-                               f"({bo.raw_status}) not adopted")
-        return
-    status = effective_status(bo)
-    order = Order(order_id=f"ext-{bo.broker_order_id}", exchange=bo.exchange, symbol=bo.symbol,
-                  product=bo.product, side=bo.side, quantity=bo.quantity,
-                  status=S.SUBMITTED if status is S.UNKNOWN else S.PENDING,
-                  created_at=bo.placed_at or b.now, updated_at=b.now, broker_order_id=bo.broker_order_id,
-                  external=True)
-    b.decide("external-adopted", "adopted as a local order", None, bo, discrepancy=True)
-    b.announce("order-external", f"{order.order_id} {bo.symbol} {bo.side} {bo.quantity} adopted ({bo.raw_status})",
-               order.order_id, bo.symbol, broker_order_id=bo.broker_order_id, side=bo.side.value,
-               quantity=bo.quantity, status=status.value, action="adopted")
-    b.orders[order.order_id] = order  # version 0: a new order
-    reconcile_seen(b, order, bo)
-
-
-def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> None:
-    """Live mode: compare net quantities per (exchange, symbol, product), after this cycle's fills.
-
-    A mismatch must be seen in ``position_mismatch_cycles`` consecutive cycles with the same figures
-    before that position is rebuilt from the broker's: positions and orders are fetched at different
-    instants, and a fill between the two must not be mistaken for drift. Only the keys whose mismatch
-    persisted are rebuilt; the broker's figures for other keys may predate this cycle's fills.
-
-    Missing fills are found first: while any order on a key is unresolved (missing from the book,
-    LOST, or with an open discrepancy), that key is not rebuilt. Its fills may already be in the
-    broker's position, and would be applied a second time when the order is found.
-    """
-    local = b.current_positions()
-    broker = {p.key: p for p in broker_positions}
-    diffs = {key: ((local[key].quantity if key in local else 0), (broker[key].quantity if key in broker else 0))
-             for key in local.keys() | broker.keys()}
-    diffs = {key: q for key, q in diffs.items() if q[0] != q[1]}
-    watch = b.state.checkpoint.get("position_watch", {})
-    new_watch = {}
-    for key, (local_qty, broker_qty) in diffs.items():
-        seen = watch.get(key_str(key))
-        same = seen and seen["local"] == local_qty and seen["broker"] == broker_qty
-        new_watch[key_str(key)] = {"local": local_qty, "broker": broker_qty,
-                                   "cycles": seen["cycles"] + 1 if same else 1}
-    unresolved = {o.key for o in {**b.state.orders, **b.orders}.values()
-                  if o.missing_count or o.status is S.LOST or o.open_discrepancy}
-    persistent = [k for k in diffs if new_watch[key_str(k)]["cycles"] >= b.settings.position_mismatch_cycles]
-    for key in persistent:
-        if key in unresolved and new_watch[key_str(key)]["cycles"] == b.settings.position_mismatch_cycles:
-            local_qty, broker_qty = diffs[key]
-            b.decide("position-drift-deferred", "not rebuilt while an order on it is unresolved (its fills "
-                     "come first)", None, None, True, symbol=key_str(key), local={"quantity": local_qty},
-                     broker={"quantity": broker_qty})
-    drifted = sorted(k for k in persistent if k not in unresolved)
-    for key in drifted:
-        del new_watch[key_str(key)]
-    if new_watch != watch:
-        b.checkpoint["position_watch"] = new_watch
-    for key, (local_qty, broker_qty) in sorted(diffs.items()):
-        if key not in drifted and watch.get(key_str(key)) is None:
-            b.decide("position-mismatch", "watching: rebuilt if it persists", None, None, True,
-                     symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
-    if not drifted:
-        return
-    differences = []
-    for key in drifted:
-        local_qty, broker_qty = diffs[key]
-        b.decide("position-drift", f"local {local_qty} -> broker {broker_qty}", None, None, True,
-                 symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
-        b.positions[key] = broker.get(key) or Position(*key)
-        differences.append({"key": key_str(key), "local": local_qty, "broker": broker_qty,
-                            "delta": broker_qty - local_qty})
-    b.announce("position-synced", "positions rebuilt from the broker: " + "; ".join(
-        position_summary(key, diffs[key][0], diffs[key][1]) for key in drifted),
-        differences=differences, broker_quantities={key_str(k): p.quantity for k, p in broker.items()})
+    # -- the snapshot as a whole -------------------------------------------------------------------
+    STALE_SNAPSHOT = _rule("stale-snapshot", Severity.WARNING,
+                           "a snapshot older than the last one applied: the whole cycle is ignored")

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from hostspec.broker import Broker, BrokerError, FailureKind
+from hostspec.events import Payload
 from hostspec.host import Host
 from hostspec.model import BrokerOrder, ChangeSet, Event, Mode, stable_id, utcnow
 from hostspec.store import ConflictError, StateStore, StoreError
 from recon_plugin import signals
 from recon_plugin.engine import SyncMemo, orders_to_query, plan_cycle
+from recon_plugin.events import BrokerSessionExpired, CycleFinished, ReconciliationError
 from recon_plugin.outbox import Publisher
 from recon_plugin.plan import Decision, Plan, Snapshot
 from recon_plugin.settings import Settings
@@ -138,7 +140,7 @@ class Reconciler:
         self._log_decisions(plan, "")
         self.stats.fills_applied += len(plan.fills)
         self.stats.store_writes += writes
-        self.stats.discrepancies.update(d.rule for d in plan.decisions)
+        self.stats.discrepancies.update(d.rule.value for d in plan.decisions)
         return self._finish(CycleReport(plan=plan, writes=writes, published=self._publish()), start)
 
     def _fetch_guarded(self) -> Snapshot | CycleReport:
@@ -161,10 +163,11 @@ class Reconciler:
         self.stats.last_cycle_at = self.clock().isoformat()
         self.stats.last_cycle_ms = round(report.duration_ms, 3)
         self._broker_recovered()
-        signals.send_safe(signals.cycle_finished, self, stats=self.stats.to_dict(),
-                          decisions=len(report.decisions), fills=len(report.plan.fills) if report.plan else 0,
-                          writes=report.writes, duration_ms=report.duration_ms, dry_run=report.dry_run,
-                          summary=f"cycle {self.stats.cycles}: {len(report.decisions)} decisions")
+        finished = CycleFinished(stats=self.stats.to_dict(), decisions=len(report.decisions),
+                                 fills=len(report.plan.fills) if report.plan else 0, writes=report.writes,
+                                 duration_ms=report.duration_ms, dry_run=report.dry_run,
+                                 summary=f"cycle {self.stats.cycles}: {len(report.decisions)} decisions")
+        signals.send_safe(signals.cycle_finished, self, payload=finished, **finished.to_data())
         return report
 
     # -- targeted queries ---------------------------------------------------------------------------
@@ -190,9 +193,7 @@ class Reconciler:
     # -- publishing ---------------------------------------------------------------------------------
 
     def _deliver(self, event: Event) -> None:
-        signal = signals.BY_KIND.get(event.kind)
-        if signal is not None:
-            signals.send_safe(signal, self, event=event, **event.data)
+        signals.send_event(self, event)
         if self.emit is not None:
             try:
                 self.emit(event)
@@ -210,9 +211,9 @@ class Reconciler:
             self._record_failure("publish", exc)
             return 0
 
-    def _announce_now(self, kind: str, summary: str, **data: object) -> None:
+    def _announce_now(self, payload: Payload) -> None:
         """An event about the reconciler itself (not about state): delivered directly, not outboxed."""
-        self._deliver(Event(stable_id(kind, summary, time.time_ns()), kind, self.clock(), {**data, "summary": summary}))
+        self._deliver(Event.of(payload, stable_id(payload.kind, payload.summary, time.time_ns()), self.clock()))
 
     # -- failures and pacing ------------------------------------------------------------------------
 
@@ -225,9 +226,9 @@ class Reconciler:
         message = f"{type(exc).__name__}: {exc}"
         if self._quiet.failure(f"{step}:{kind_text}", "%s failed (%s); nothing local changed for this step: %s",
                                step, kind_text, message, exc_info=unexpected):
-            self._announce_now("reconciliation-error", f"{step} failed ({kind_text}): {message}", step=step,
-                               error_kind=kind_text, message=message,
-                               consecutive=self.stats.consecutive_failures + 1)
+            self._announce_now(ReconciliationError(step=step, error_kind=kind_text, message=message,
+                                                   consecutive=self.stats.consecutive_failures + 1,
+                                                   summary=f"{step} failed ({kind_text}): {message}"))
         return kind
 
     def _cycle_failed(self, step: str, exc: Exception) -> CycleReport:
@@ -239,8 +240,8 @@ class Reconciler:
             self._session_expired = True
             log.error("the broker refused the session: log in again (polling every %.0fs until a valid "
                       "session appears)", self.next_delay)
-            self._announce_now("broker-session-expired", "broker session expired or invalid: log in again",
-                               message=str(exc))
+            self._announce_now(BrokerSessionExpired(message=str(exc),
+                                                    summary="broker session expired or invalid: log in again"))
         return CycleReport(error=f"{step}: {type(exc).__name__}: {exc}")
 
     def _delay_after(self, kind: FailureKind, retry_after: float | None) -> float:
@@ -262,8 +263,7 @@ class Reconciler:
 
     def _log_decisions(self, plan: Plan, prefix: str) -> None:
         for d in plan.decisions:
-            level = logging.ERROR if d.rule == "lost" else logging.WARNING if d.rule in _WARN_RULES else logging.DEBUG
-            log.log(level, "%s%s [%s] %s: local %s, broker %s", prefix, d.action, d.rule,
+            log.log(d.rule.log_level, "%s%s [%s] %s: local %s, broker %s", prefix, d.action, d.rule,
                     d.order_id or d.symbol or "-", d.local, d.broker)
 
     # -- the thread ---------------------------------------------------------------------------------
@@ -327,8 +327,3 @@ class Reconciler:
             self.publisher.persisted(upto)
         except Exception as exc:
             log.warning("could not save the reconciler's statistics at shutdown: %s", exc)
-
-
-_WARN_RULES = frozenset({"missing", "reject", "stale-status", "stale-fill", "unknown-status", "terminal-conflict",
-                         "overfill", "implausible-fill", "field-mismatch", "external-reported", "position-drift",
-                         "position-mismatch", "stale-snapshot"})

@@ -1,10 +1,12 @@
 """The reconciler's signals: a private blinker namespace, one line per signal.
 
-The sender is always the ``Reconciler`` instance. Every signal carries ``event`` (the
-``hostspec.model.Event``, with its deterministic ``event_id``) and, as keyword arguments, the
-event's ``data``; receivers should accept ``**extra`` so that new arguments never break them.
-Receivers run on the reconciler's thread: keep them fast. One that raises is logged and skipped
-(``send_safe``); it never stops the engine or the other receivers.
+The sender is always the ``Reconciler`` instance. Every signal carries ``payload``, the typed
+payload (its class, in brackets in each signal's doc, is in ``recon_plugin.events``; the fields are
+documented in docs/plugin-guide.md), ``event`` (the ``hostspec.model.Event``, with its deterministic
+``event_id``; not for ``cycle-finished``, which is no event) and, as keyword arguments, the
+payload's fields in their wire form (``event.data``). Receivers should accept ``**extra`` so that
+new arguments never break them. Receivers run on the reconciler's thread: keep them fast. One that
+raises is logged and skipped (``send_safe``); it never stops the engine or the other receivers.
 """
 
 from __future__ import annotations
@@ -14,37 +16,38 @@ from typing import Any
 
 from blinker import NamedSignal, Namespace
 
+from hostspec.events import Payload, PayloadError
+from hostspec.model import Event
+from recon_plugin.events import (
+    BrokerSessionExpired,
+    CycleFinished,
+    OrderCancelled,
+    OrderExternal,
+    OrderFilled,
+    OrderRejected,
+    OrderUpdated,
+    PositionSynced,
+    ReconciliationDiscrepancy,
+    ReconciliationError,
+)
+
 log = logging.getLogger(__name__)
 _signals = Namespace()
 
-_ORDER_ARGS = ("order_id, symbol, broker_order_id, side, quantity, status, previous_status, filled_qty, "
-               "rule, summary")
-
-order_updated = _signals.signal("order-updated", doc=f"An order's status or broker id changed. kwargs: {_ORDER_ARGS}")
-order_filled = _signals.signal("order-filled", doc=(
-    f"A fill was applied to positions (exactly once). kwargs: {_ORDER_ARGS}, fill_id, fill_qty, "
-    "fill_price (str Decimal), fill_value (str Decimal)"))
-order_cancelled = _signals.signal("order-cancelled", doc=f"An order was cancelled at the broker. kwargs: {_ORDER_ARGS}")
-order_rejected = _signals.signal("order-rejected", doc=f"An order was rejected. kwargs: {_ORDER_ARGS}, reason")
-order_external = _signals.signal("order-external", doc=(
-    "A broker order no local order accounts for was adopted. kwargs: order_id, symbol, broker_order_id, "
-    "side, quantity, status, action, summary"))
-position_synced = _signals.signal("position-synced", doc=(
-    "Local positions were rebuilt from the broker's (live mode). kwargs: differences (list of "
-    "{key, local, broker, delta}), broker_quantities ({key: quantity}), summary"))
-reconciliation_discrepancy = _signals.signal("reconciliation-discrepancy", doc=(
-    "Local and broker disagree in a way worth a person's attention (rejection, missing or lost order, "
-    "stale or unknown report, external order only reported). kwargs: order_id, symbol, rule, action, "
-    "local (evidence dict), broker (evidence dict), summary"))
-reconciliation_error = _signals.signal("reconciliation-error", doc=(
-    "A step of a cycle failed (fetch, query, store, publish); nothing local changed for that step. "
-    "kwargs: step, error_kind, message, consecutive, summary"))
-broker_session_expired = _signals.signal("broker-session-expired", doc=(
-    "The broker refused our credentials: a person must log in again. Polling slows down until a valid "
-    "session appears. kwargs: message, summary"))
-cycle_finished = _signals.signal("cycle-finished", doc=(
-    "A reconciliation cycle ended (not sent to event sinks). kwargs: stats (dict), decisions (int), "
-    "fills (int), writes (int), duration_ms (float), dry_run (bool), summary"))
+# One line per signal: when it is sent, and (in brackets) the payload class of recon_plugin.events.
+order_updated = _signals.signal(OrderUpdated.kind, doc="An order's status or broker id changed [OrderUpdated].")
+order_filled = _signals.signal(OrderFilled.kind, doc="A fill was applied to positions, exactly once [OrderFilled].")
+order_cancelled = _signals.signal(OrderCancelled.kind, doc="An order was cancelled at the broker [OrderCancelled].")
+order_rejected = _signals.signal(OrderRejected.kind, doc="An order was rejected at the broker [OrderRejected].")
+order_external = _signals.signal(OrderExternal.kind, doc="A broker order placed elsewhere was adopted [OrderExternal].")
+position_synced = _signals.signal(PositionSynced.kind, doc="Positions were rebuilt from the broker's [PositionSynced].")
+reconciliation_discrepancy = _signals.signal(ReconciliationDiscrepancy.kind, doc=(
+    "Local and broker disagree in a way worth a person's attention [ReconciliationDiscrepancy]."))
+reconciliation_error = _signals.signal(ReconciliationError.kind, doc=(
+    "A step of a cycle failed; nothing local changed for that step [ReconciliationError]."))
+broker_session_expired = _signals.signal(BrokerSessionExpired.kind, doc=(
+    "The broker refused the credentials: a person must log in again [BrokerSessionExpired]."))
+cycle_finished = _signals.signal(CycleFinished.kind, doc="A cycle ended (no event: signal only) [CycleFinished].")
 
 BY_KIND: dict[str, NamedSignal] = {s.name: s for s in (
     order_updated, order_filled, order_cancelled, order_rejected, order_external, position_synced,
@@ -65,3 +68,20 @@ def send_safe(signal: NamedSignal, sender: Any, **kwargs: Any) -> int:
             log.exception("receiver %r of signal %r raised; skipped",
                           getattr(receiver, "__qualname__", receiver), signal.name)
     return failures
+
+
+def send_event(sender: Any, event: Event) -> int:
+    """Send ``event`` to the receivers of the signal of its kind, if any, each guarded (``send_safe``).
+
+    Data that does not fit its kind's payload class (an event stored by another version) is logged
+    and sent with a bare ``Payload``: a delivery is never lost to it. Returns the receivers that raised.
+    """
+    signal = BY_KIND.get(event.kind)
+    if signal is None or not signal.receivers:
+        return 0
+    try:
+        payload = event.payload
+    except PayloadError as exc:
+        log.warning("event %s does not fit its payload class (%s); sent with its summary only", event.event_id, exc)
+        payload = Payload(summary=event.summary)
+    return send_safe(signal, sender, event=event, payload=payload, **event.data)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hostspec.model import OrderStatus, Position, Side
 from recon_plugin.engine import SyncMemo, plan_cycle
 from recon_plugin.plan import Settings, Snapshot
-from recon_plugin.rules import effective_status
+from recon_plugin.resolve import effective_status
 
 S = OrderStatus
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 import pytest
-from helpers import advance, at, broker, order, state
+from helpers import ScriptedBroker, advance, at, broker, order, state
 
 from hostspec.model import LedgerEntry, Mode, OrderStatus, Position, Side
 from recon_plugin.engine import orders_to_query, plan_cycle
-from recon_plugin.plan import Settings, Snapshot
+from recon_plugin.events import OrderUpdated
+from recon_plugin.plan import PlanBuilder, Settings, Snapshot
+from recon_plugin.rules import Rule, Severity
+from recon_plugin.runner import Reconciler
+from recon_plugin.stores.tinydb_store import TinyDBStore
 
 S = OrderStatus
 
@@ -28,6 +33,70 @@ def rules(p):
 
 def the_order(p, order_id="A"):
     return next(o for o in p.changes.orders if o.order_id == order_id)
+
+
+# -- the catalogue ---------------------------------------------------------------------------------
+
+# The names journals, statistics and stored events already hold: a value never changes once released.
+RELEASED = {"ack", "submit-confirmed", "found", "quantity-modified", "fill", "partial-fill", "late-fill", "cancel",
+            "cancel-was-fill", "reject", "field-mismatch", "unknown-status", "terminal-conflict", "stale-status",
+            "stale-fill", "implausible-fill", "overfill", "missing", "lost", "external-adopted", "external-reported",
+            "position-mismatch", "position-drift", "position-drift-deferred", "stale-snapshot"}
+
+
+def test_released_rule_names_are_kept():
+    assert {r.value for r in Rule} >= RELEASED
+    assert all(type(r.value) is str and r == r.value and f"{r}" == r.value for r in Rule)
+
+
+def test_every_rule_has_a_severity_a_log_level_and_a_meaning():
+    levels = {Severity.INFO: logging.DEBUG, Severity.WARNING: logging.WARNING, Severity.ERROR: logging.ERROR}
+    for rule in Rule:
+        assert rule.log_level == levels[rule.severity], rule
+        assert rule.meaning and "\n" not in rule.meaning, rule
+    assert [r for r in Rule if r.severity is Severity.ERROR] == [Rule.LOST]
+
+
+def test_reported_rules_are_the_ones_worth_a_persons_attention():
+    assert {r for r in Rule if r.reported} == {
+        Rule.REJECT, Rule.FIELD_MISMATCH, Rule.UNKNOWN_STATUS, Rule.TERMINAL_CONFLICT, Rule.STALE_STATUS,
+        Rule.STALE_FILL, Rule.IMPLAUSIBLE_FILL, Rule.OVERFILL, Rule.MISSING, Rule.LOST, Rule.EXTERNAL_REPORTED}
+    assert all(r.severity is not Severity.INFO for r in Rule if r.reported)
+
+
+def test_one_call_records_a_decision_its_journal_entry_its_event_and_its_report():
+    b = PlanBuilder(state(), Settings(), at(60))
+    a, bo = order(status=S.PLACED), broker(S.REJECTED)
+    updated = OrderUpdated(order_id="A", symbol="INFY", broker_order_id="B-A", side=Side.BUY, quantity=10,
+                           status=S.PLACED, previous_status=S.SUBMITTED, filled_qty=0, rule=Rule.ACK,
+                           summary="A placed")
+    b.decide(Rule.ACK, "SUBMITTED -> PLACED", a, bo, event=updated)
+    b.decide(Rule.STALE_STATUS, "ignored", a, bo)
+    b.decide(Rule.REJECT, "rejected", a, bo, summary="A rejected at the broker")
+    b.decide(Rule.MISSING, "miss 1", a, None, report=False)
+    b.decide(Rule.FILL, "applied", a, bo, report=True)
+    assert [d.rule for d in b.decisions] == [j.rule for j in b.journal] == ["ack", "stale-status", "reject", "missing",
+                                                                            "fill"]
+    assert [(e.kind, e.payload.summary) for e in b.events] == [
+        ("order-updated", "A placed"), ("reconciliation-discrepancy", "A ignored"),
+        ("reconciliation-discrepancy", "A rejected at the broker"), ("reconciliation-discrepancy", "A applied")]
+    report = b.events[1].data
+    assert (report["rule"], report["action"], report["local"], report["broker"]) == (
+        "stale-status", "ignored", b.journal[1].local, b.journal[1].broker)
+
+
+def test_the_runner_logs_each_decision_at_its_rules_level(tmp_path, caplog):
+    store = TinyDBStore(tmp_path / "state.json")
+    try:
+        store.record_order(order("A", status=S.PLACED))
+        store.record_order(order("L", status=S.PENDING, broker_order_id=None, missing_count=2))
+        r = Reconciler(ScriptedBroker([broker(S.FILLED, 10, "100")]), store, Settings(missing_grace_seconds=0), 1.0)
+        caplog.set_level(logging.DEBUG, "recon")
+        r.run_cycle()
+    finally:
+        store.close()
+    levels = {rec.message.split("[")[1].split("]")[0]: rec.levelno for rec in caplog.records if "] " in rec.message}
+    assert levels == {"fill": logging.DEBUG, "lost": logging.ERROR}
 
 
 # -- the rules table, row by row ------------------------------------------------------------------

@@ -6,7 +6,7 @@
 - keeps a per-symbol "hold new orders" flag while any order on that symbol is unresolved (missing
   from the broker's book, LOST, or disputed), so that a risk plugin can refuse new orders there:
   ``alert_listener.is_held(host, "INFY")``. Each change of the set is also written to the file and
-  announced to the host's event sinks as a ``symbol-hold`` event.
+  announced to the host's event sinks as a ``symbol-hold`` event, a kind of its own (``SymbolHold``).
 
 Receivers run on the reconciler's thread, so they only append a line and read the store's cached
 state. Configuration (all optional)::
@@ -20,18 +20,36 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from hostspec import Event, Option, OrderStatus, hookimpl
+from hostspec.events import Payload
+from hostspec.host import Host
 from hostspec.model import stable_id, utcnow
 from recon_plugin import signals
+from recon_plugin.events import (
+    BrokerSessionExpired,
+    OrderRejected,
+    PositionSynced,
+    ReconciliationDiscrepancy,
+    ReconciliationError,
+)
 from recon_plugin.plugin import reconciler_for
 
-ALERT_KINDS = ("reconciliation-discrepancy", "order-rejected", "position-synced", "broker-session-expired",
-               "reconciliation-error")
+ALERT_KINDS = tuple(payload.kind for payload in (ReconciliationDiscrepancy, OrderRejected, PositionSynced,
+                                                 BrokerSessionExpired, ReconciliationError))
 SCHEMA = {"path": Option(str, "var/alerts.jsonl", "where alert lines are appended")}
 _listeners: dict[int, AlertListener] = {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SymbolHold(Payload):
+    """The symbols on which new orders should wait, announced each time the set changes."""
+
+    kind: ClassVar[str] = "symbol-hold"
+    held: list[str]
 
 
 class AlertListener:
@@ -55,7 +73,7 @@ class AlertListener:
     def _mine(self, sender: Any) -> bool:
         return sender is reconciler_for(self.host)  # another host in this process has its own listener
 
-    def on_alert(self, sender: Any, event: Event, **extra: Any) -> None:
+    def on_alert(self, sender: Any, event: Event, payload: Payload, **extra: Any) -> None:
         if not self._mine(sender):
             return
         with self._lock:
@@ -65,7 +83,7 @@ class AlertListener:
             if len(self._seen) > 10_000:
                 self._seen.popitem(last=False)
         self._write({"at": event.at.isoformat(), "kind": event.kind, "id": event.event_id,
-                     "symbol": event.symbol, "order_id": event.order_id, "summary": event.data.get("summary")})
+                     "symbol": event.symbol, "order_id": event.order_id, "summary": payload.summary})
 
     def on_cycle(self, sender: Any, **extra: Any) -> None:
         if not self._mine(sender):
@@ -80,8 +98,8 @@ class AlertListener:
         summary = ", ".join([*(f"hold {s}" for s in added), *(f"release {s}" for s in released)])
         self._write({"at": utcnow().isoformat(), "kind": "symbol-hold", "hold": added, "release": released,
                      "held": sorted(held)})
-        self.host.emit(Event(stable_id("symbol-hold", sorted(held)), "symbol-hold", utcnow(),
-                             {"summary": summary, "held": sorted(held)}))
+        self.host.emit(Event.of(SymbolHold(held=sorted(held), summary=summary), stable_id("symbol-hold", sorted(held)),
+                                utcnow()))
 
     def _write(self, line: dict[str, Any]) -> None:
         with self._lock:
@@ -97,19 +115,19 @@ def is_held(host: Any, symbol: str) -> bool:
 
 
 @hookimpl
-def hostspec_config_schema():
+def hostspec_config_schema() -> dict[str, dict[str, Option]]:
     return {"alerts": SCHEMA}
 
 
 @hookimpl(tryfirst=True)  # before the reconciler's startup cycle, so nothing it finds is missed
-def hostspec_startup(host):
+def hostspec_startup(host: Host) -> None:
     listener = AlertListener(host, Path(host.config.section("alerts")["path"]))
     listener.connect()
     _listeners[id(host)] = listener
 
 
 @hookimpl(trylast=True)
-def hostspec_shutdown(host):
+def hostspec_shutdown(host: Host) -> None:
     listener = _listeners.pop(id(host), None)
     if listener is not None:
         listener.disconnect()

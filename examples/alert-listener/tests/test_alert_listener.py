@@ -7,6 +7,11 @@ import subprocess
 import sys
 import textwrap
 
+from alert_listener import SymbolHold
+
+from hostspec import events
+from hostspec.model import Event, utcnow
+
 
 def test_alerts_and_holds_follow_the_reconciler(tmp_path):
     config = tmp_path / "paper.yaml"
@@ -31,3 +36,10 @@ def test_alerts_and_holds_follow_the_reconciler(tmp_path):
     assert holds and lost[0]["symbol"] in holds[-1]["held"]  # LOST stays unresolved: its symbol stays held
     assert len({a["id"] for a in lines if "id" in a}) == len([a for a in lines if "id" in a])  # no duplicates
     assert "symbol-hold" in run.stdout  # announced to the host's sinks too
+
+
+def test_symbol_hold_is_a_kind_of_its_own_that_every_sink_can_read_typed():
+    assert events.payload_class("symbol-hold") is SymbolHold
+    event = Event.of(SymbolHold(held=["INFY"], summary="hold INFY"), "id", utcnow())
+    assert event.data == {"held": ["INFY"], "summary": "hold INFY"}
+    assert event.payload_as(SymbolHold).held == ["INFY"]

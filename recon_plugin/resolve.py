@@ -1,0 +1,314 @@
+"""The logic of the reconciliation rules: plain data in, decisions into a ``PlanBuilder`` out.
+
+The rules themselves (names, severities, meanings) are the catalogue in ``recon_plugin.rules``.
+
+Invariants every rule keeps, whatever the broker sends:
+
+- a fill is applied once: only quantity beyond the ledger's cumulative figure is applied;
+- the filled quantity never decreases and the status only moves forward; a stale report is
+  recorded and ignored, never applied (but a fill after CANCELLED is real and is applied);
+- a status the broker plugin could not map (UNKNOWN) never terminalises an order;
+- an order missing from the book is never terminalised on one miss (see ``reconcile_missing``).
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from hostspec.model import (
+    BrokerOrder,
+    Fill,
+    LedgerEntry,
+    Order,
+    OrderStatus,
+    Position,
+    Side,
+    key_str,
+    stable_id,
+)
+from recon_plugin.events import (
+    OrderCancelled,
+    OrderExternal,
+    OrderFilled,
+    OrderRejected,
+    OrderUpdated,
+    PositionDifference,
+    PositionSynced,
+)
+from recon_plugin.plan import PlanBuilder, position_summary, price_text
+from recon_plugin.rules import Rule
+
+R = Rule
+S = OrderStatus
+
+
+def effective_status(bo: BrokerOrder) -> OrderStatus:
+    """The broker's status with partial fills made explicit: a working order with fills is PARTIAL
+    (Kite, for one, reports a partially filled order as OPEN)."""
+    if bo.status in (S.SUBMITTED, S.PLACED, S.PARTIAL):
+        return S.PARTIAL if bo.filled_qty > 0 else (S.PLACED if bo.status is S.PARTIAL else bo.status)
+    return bo.status
+
+
+def may_move(current: OrderStatus, target: OrderStatus, bo: BrokerOrder, order: Order) -> bool:
+    """Whether local status ``current`` may become ``target``: forward only, with one exception.
+
+    A terminal order may become FILLED when the broker's fills cover its whole quantity: an order
+    reported cancelled that had in fact filled (the fills are the proof).
+    """
+    if target is current or target is S.UNKNOWN:
+        return False
+    if current is S.LOST or target.rank > current.rank:
+        return True
+    return current.is_terminal and target is S.FILLED and bo.filled_qty >= order.quantity
+
+
+def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
+    """Resolve one local order against the broker's view of it."""
+    changes: dict[str, object] = {}
+    if order.broker_order_id is None:
+        changes["broker_order_id"] = bo.broker_order_id
+        b.decide(R.SUBMIT_CONFIRMED, "recorded the broker's order id", order, bo)
+    if order.missing_count or order.status is S.LOST:
+        changes["missing_count"] = 0
+        b.decide(R.FOUND, f"listed again after {order.missing_count} misses", order, bo)
+    if bo.quantity != order.quantity and bo.quantity > 0:
+        changes["quantity"] = bo.quantity
+        b.decide(R.QUANTITY_MODIFIED, f"quantity {order.quantity} -> {bo.quantity} (modified at the broker)",
+                 order, bo)
+
+    target = effective_status(bo)
+    reports: list[tuple[Rule, str]] = []
+    if (bo.side, bo.key) != (order.side, order.key):
+        reports.append((R.FIELD_MISMATCH, f"broker has {bo.side} {key_str(bo.key)}, local "
+                                          f"{order.side} {key_str(order.key)}; fills follow the broker"))
+    fill = _reconcile_fill(b, order, bo, reports)
+    new_status = order.status
+    if may_move(order.status, target, bo, order):
+        new_status = target
+    elif target is S.UNKNOWN:
+        reports.append((R.UNKNOWN_STATUS, f"broker status {bo.raw_status!r} is not mapped; status kept"))
+        if fill and not order.status.is_terminal and order.status.rank < S.PARTIAL.rank:
+            new_status = S.PARTIAL
+    elif target is not order.status:
+        rule = R.TERMINAL_CONFLICT if target.is_terminal and order.status.is_terminal else R.STALE_STATUS
+        reports.append((rule, f"broker says {target} ({bo.raw_status}), local {order.status}; ignored"))
+
+    fingerprint = "|".join(f"{rule}:{bo.raw_status}:{bo.filled_qty}" for rule, _ in reports) or None
+    if fingerprint != order.open_discrepancy:
+        changes["open_discrepancy"] = fingerprint
+        for rule, action in reports:
+            b.decide(rule, action, order, bo)  # each is reported: "<order id> <action>"
+
+    if new_status is not order.status:
+        changes["status"] = new_status
+    if fill:
+        changes.update(filled_qty=fill.cumulative_qty, avg_price=bo.avg_price)
+    if not changes:
+        return
+    updated = b.update_order(order, **changes, broker_status=bo.raw_status, message=bo.message)
+    _announce_status(b, order, updated, bo, fill)
+
+
+def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
+                    reports: list[tuple[Rule, str]]) -> Fill | None:
+    """Apply the fill increment the broker's cumulative figures imply, if any."""
+    applied = b.applied(order.order_id)
+    if bo.filled_qty < applied.filled_qty:
+        reports.append((R.STALE_FILL, f"broker reports {bo.filled_qty} filled, {applied.filled_qty} already "
+                                      "applied; ignored"))
+        return None
+    if bo.filled_qty == applied.filled_qty:
+        return None
+    quantity = bo.filled_qty - applied.filled_qty
+    total_value = bo.avg_price * bo.filled_qty
+    value = total_value - applied.filled_value
+    if value <= 0:
+        reports.append((R.IMPLAUSIBLE_FILL, f"{quantity} more filled at average {bo.avg_price}: no positive "
+                                            "value; waiting for a readable report"))
+        return None
+    if bo.filled_qty > bo.quantity:
+        reports.append((R.OVERFILL, f"broker reports {bo.filled_qty} filled of {bo.quantity}; applied as reported"))
+    fill = Fill(fill_id=stable_id("fill", order.order_id, bo.filled_qty), order_id=order.order_id,
+                broker_order_id=bo.broker_order_id, exchange=bo.exchange, symbol=bo.symbol, product=bo.product,
+                side=bo.side, quantity=quantity, value=value, price=value / quantity,
+                cumulative_qty=bo.filled_qty, at=b.now)
+    b.add_fill(fill, LedgerEntry(order.order_id, bo.filled_qty, total_value))
+    return fill
+
+
+def _fill_rule(order: Order, target: OrderStatus) -> Rule:
+    if order.status.is_terminal:
+        return R.LATE_FILL
+    return R.FILL if target is S.FILLED else R.PARTIAL_FILL
+
+
+class _OrderFields(TypedDict):
+    """The fields every order event shares (``recon_plugin.events.OrderChange`` but the rule)."""
+
+    order_id: str
+    symbol: str
+    broker_order_id: str | None
+    side: Side
+    quantity: int
+    status: OrderStatus
+    previous_status: OrderStatus
+    filled_qty: int
+
+
+def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrder, fill: Fill | None) -> None:
+    """The events an order change causes: the fill first, then the status it ended in."""
+    base: _OrderFields = {"order_id": after.order_id, "symbol": after.symbol,
+                          "broker_order_id": after.broker_order_id, "side": after.side, "quantity": after.quantity,
+                          "status": after.status, "previous_status": before.status, "filled_qty": after.filled_qty}
+    who = f"{after.order_id} {after.symbol} {after.side.value}"
+    if fill:
+        rule = _fill_rule(before, after.status)
+        applied = f"{fill.quantity} @ {price_text(fill.price)}"
+        b.decide(rule, f"applied {applied}", before, bo, event=OrderFilled(
+            **base, rule=rule, fill_id=fill.fill_id, fill_qty=fill.quantity, fill_price=fill.price,
+            fill_value=fill.value, summary=f"{who} +{applied} ({after.filled_qty}/{after.quantity}, {after.status}) "
+                                           f"[{rule}]"))
+    linked = before.broker_order_id is None and after.broker_order_id is not None
+    if after.status is before.status:
+        if not fill and (linked or after.quantity != before.quantity):  # decided in reconcile_seen
+            rule = R.SUBMIT_CONFIRMED if linked else R.QUANTITY_MODIFIED
+            b.announce(OrderUpdated(**base, rule=rule,
+                                    summary=f"{who} {after.status}, broker id {after.broker_order_id} [{rule}]"))
+        return
+    if after.status is S.CANCELLED:
+        b.decide(R.CANCEL, f"{before.status} -> CANCELLED with {after.filled_qty} filled", before, bo,
+                 event=OrderCancelled(**base, rule=R.CANCEL, summary=f"{who} cancelled at the broker "
+                                      f"({after.filled_qty}/{after.quantity} filled) [cancel]"))
+    elif after.status is S.REJECTED:
+        reason = bo.message or "no reason given"
+        b.decide(R.REJECT, f"{before.status} -> REJECTED: {reason}", before, bo,
+                 event=OrderRejected(**base, rule=R.REJECT, reason=bo.message,
+                                     summary=f"{who} rejected: {reason} [reject]"),
+                 summary=f"{after.order_id} rejected at the broker while local said {before.status}")
+    elif not (fill and after.status in (S.PARTIAL, S.FILLED)):
+        rule = (R.FOUND if before.status is S.LOST else R.CANCEL_WAS_FILL if before.status.is_terminal
+                else R.SUBMIT_CONFIRMED if linked else R.ACK)
+        b.decide(rule, f"{before.status} -> {after.status}", before, bo,
+                 event=OrderUpdated(**base, rule=rule, summary=f"{who} {before.status} -> {after.status} [{rule}]"))
+
+
+def reconcile_missing(b: PlanBuilder, order: Order) -> None:
+    """A non-terminal local order the broker's book does not list.
+
+    The ladder: within the grace period, nothing. Then each consecutive miss is counted and reported;
+    at ``missing_retries`` misses the runner makes one targeted query (``Snapshot.queried``). Found:
+    resolve by what the broker says. Not found (or nothing to query by): LOST, which is reported and
+    keeps being checked every cycle. A failed fetch never reaches here: it is never a miss.
+    """
+    settings = b.settings
+    if (b.now - order.created_at).total_seconds() < settings.missing_grace_seconds:
+        return
+    queried = b.queried
+    if order.order_id in queried:
+        found = queried[order.order_id]
+        if found is not None:
+            reconcile_seen(b, order, found)
+            return
+        if order.status is not S.LOST:
+            _mark_lost(b, order, "the broker does not know this order id")
+        return
+    if order.status is S.LOST:
+        return
+    misses = order.missing_count + 1
+    if misses >= settings.missing_retries and order.broker_order_id is None:
+        _mark_lost(b, order, "never acknowledged and not in the book by its tag")
+        return
+    updated = b.update_order(order, missing_count=misses)
+    b.decide(R.MISSING, f"miss {misses} of {settings.missing_retries}; retry next cycle", order, None,
+             summary=f"{order.order_id} {order.symbol} not in the broker's book "
+                     f"(miss {updated.missing_count}/{settings.missing_retries})")
+
+
+def _mark_lost(b: PlanBuilder, order: Order, why: str) -> None:
+    misses = max(order.missing_count + 1, b.settings.missing_retries)
+    b.update_order(order, status=S.LOST, missing_count=misses)
+    b.decide(R.LOST, f"{order.status} -> LOST: {why}; still checked every cycle", order, None,
+             summary=f"{order.order_id} {order.symbol} LOST: {why}")
+
+
+def reconcile_external(b: PlanBuilder, bo: BrokerOrder) -> None:
+    """A broker order no local order accounts for (placed from another app)."""
+    if b.settings.external_orders != "adopt":
+        reported = set(b.state.checkpoint.get("reported_external", []))
+        if bo.broker_order_id not in reported:
+            b.checkpoint["reported_external"] = sorted(reported | {bo.broker_order_id})
+            b.decide(R.EXTERNAL_REPORTED, "reported, not adopted (external_orders: report)", None, bo,
+                     summary=f"external order {bo.broker_order_id} {bo.symbol} {bo.side} {bo.quantity} "
+                             f"({bo.raw_status}) not adopted")
+        return
+    status = effective_status(bo)
+    order = Order(order_id=f"ext-{bo.broker_order_id}", exchange=bo.exchange, symbol=bo.symbol,
+                  product=bo.product, side=bo.side, quantity=bo.quantity,
+                  status=S.SUBMITTED if status is S.UNKNOWN else S.PENDING,
+                  created_at=bo.placed_at or b.now, updated_at=b.now, broker_order_id=bo.broker_order_id,
+                  external=True)
+    b.decide(R.EXTERNAL_ADOPTED, "adopted as a local order", None, bo, event=OrderExternal(
+        order_id=order.order_id, symbol=bo.symbol, broker_order_id=bo.broker_order_id, side=bo.side,
+        quantity=bo.quantity, status=status, action="adopted",
+        summary=f"{order.order_id} {bo.symbol} {bo.side} {bo.quantity} adopted ({bo.raw_status})"))
+    b.orders[order.order_id] = order  # version 0: a new order
+    reconcile_seen(b, order, bo)
+
+
+def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> None:
+    """Live mode: compare net quantities per (exchange, symbol, product), after this cycle's fills.
+
+    A mismatch must be seen in ``position_mismatch_cycles`` consecutive cycles with the same figures
+    before that position is rebuilt from the broker's: positions and orders are fetched at different
+    instants, and a fill between the two must not be mistaken for drift. Only the keys whose mismatch
+    persisted are rebuilt; the broker's figures for other keys may predate this cycle's fills.
+
+    Missing fills are found first: while any order on a key is unresolved (missing from the book,
+    LOST, or with an open discrepancy), that key is not rebuilt. Its fills may already be in the
+    broker's position, and would be applied a second time when the order is found.
+    """
+    local = b.current_positions()
+    broker = {p.key: p for p in broker_positions}
+    diffs = {key: ((local[key].quantity if key in local else 0), (broker[key].quantity if key in broker else 0))
+             for key in local.keys() | broker.keys()}
+    diffs = {key: q for key, q in diffs.items() if q[0] != q[1]}
+    watch = b.state.checkpoint.get("position_watch", {})
+    new_watch = {}
+    for key, (local_qty, broker_qty) in diffs.items():
+        seen = watch.get(key_str(key))
+        same = seen and seen["local"] == local_qty and seen["broker"] == broker_qty
+        new_watch[key_str(key)] = {"local": local_qty, "broker": broker_qty,
+                                   "cycles": seen["cycles"] + 1 if same else 1}
+    unresolved = {o.key for o in {**b.state.orders, **b.orders}.values()
+                  if o.missing_count or o.status is S.LOST or o.open_discrepancy}
+    persistent = [k for k in diffs if new_watch[key_str(k)]["cycles"] >= b.settings.position_mismatch_cycles]
+    for key in persistent:
+        if key in unresolved and new_watch[key_str(key)]["cycles"] == b.settings.position_mismatch_cycles:
+            local_qty, broker_qty = diffs[key]
+            b.decide(R.POSITION_DRIFT_DEFERRED, "not rebuilt while an order on it is unresolved (its fills "
+                     "come first)", None, None, symbol=key_str(key), local={"quantity": local_qty},
+                     broker={"quantity": broker_qty})
+    drifted = sorted(k for k in persistent if k not in unresolved)
+    for key in drifted:
+        del new_watch[key_str(key)]
+    if new_watch != watch:
+        b.checkpoint["position_watch"] = new_watch
+    for key, (local_qty, broker_qty) in sorted(diffs.items()):
+        if key not in drifted and watch.get(key_str(key)) is None:
+            b.decide(R.POSITION_MISMATCH, "watching: rebuilt if it persists", None, None,
+                     symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
+    if not drifted:
+        return
+    differences: list[PositionDifference] = []
+    for key in drifted:
+        local_qty, broker_qty = diffs[key]
+        b.decide(R.POSITION_DRIFT, f"local {local_qty} -> broker {broker_qty}", None, None,
+                 symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
+        b.positions[key] = broker.get(key) or Position(*key)
+        differences.append({"key": key_str(key), "local": local_qty, "broker": broker_qty,
+                            "delta": broker_qty - local_qty})
+    b.announce(PositionSynced(differences=differences,
+                              broker_quantities={key_str(k): p.quantity for k, p in broker.items()},
+                              summary="positions rebuilt from the broker: " + "; ".join(
+                                  position_summary(key, diffs[key][0], diffs[key][1]) for key in drifted)))
