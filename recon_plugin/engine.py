@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
+from hostspec.calendar import MarketCalendar
 from hostspec.model import BrokerOrder, ChangeSet, LedgerEntry, LocalState, Mode, Order, OrderStatus
 from recon_plugin.plan import Plan, PlanBuilder, Snapshot
 from recon_plugin.resolve import (
@@ -98,7 +99,7 @@ class SyncMemo:
 
 def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: SyncMemo | None = None) -> Plan:
     """The changes and events that reconcile ``state`` with ``snapshot``, by the rules."""
-    b = PlanBuilder(state, settings, snapshot.fetched_at)
+    b = PlanBuilder(state, settings, snapshot.fetched_at, snapshot.calendar)
     b.queried = snapshot.queried
     last = state.checkpoint.get("last_snapshot_at")
     if last and snapshot.fetched_at < datetime.fromisoformat(last):
@@ -126,21 +127,37 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
 
 
 def orders_to_query(state: LocalState, book: list[BrokerOrder], settings: Settings, now: datetime,
-                    lost_due: Callable[[str], bool]) -> list[Order]:
+                    lost_due: Callable[[str], bool], calendar: MarketCalendar | None = None) -> list[Order]:
     """Missing orders that need a targeted query this cycle, at most ``max_queries_per_cycle``.
 
-    An order qualifies on the miss that reaches ``missing_retries``, or when it is LOST and its
-    periodic re-check is due (``lost_due(order_id)``, kept by the runner). Only orders with a broker
-    id can be queried; the book scan by tag is the check for the others.
+    An order qualifies on the miss that reaches ``missing_retries``; when it is LOST and its
+    periodic re-check is due (``lost_due(order_id)``, kept by the runner); or, once, when its trading
+    day has ended (its recorded ``trading_date`` is before today's on its exchange): the plan then
+    resolves or expires it, and never asks again. Only orders with a broker id can be queried; the
+    book scan by tag is the check for the others.
     """
+    today: dict[str, date] = {}
+
+    def past_day(o: Order, recorded_only: bool = True) -> bool:
+        """Whether o's trading day has ended. With ``recorded_only`` (the test every working order
+        passes through) only a recorded trading date counts: the plan records it the first cycle it
+        finds the order missing after its day, and the calendar is not consulted per order."""
+        if calendar is None or (o.trading_date is None and recorded_only):
+            return False
+        if o.exchange not in today:
+            today[o.exchange] = calendar.trading_date(now, o.exchange)
+        return (o.trading_date or calendar.trading_date(o.created_at, o.exchange)) < today[o.exchange]
+
     # cheap attribute tests first: in a book in sync no order gets as far as the set of listed ids
     candidates = [o for o in state.orders.values()
                   if o.broker_order_id is not None and not o.status.is_terminal
-                  and ((o.status is not OrderStatus.LOST and o.missing_count + 1 >= settings.missing_retries)
-                       or (o.status is OrderStatus.LOST and lost_due(o.order_id)))]
+                  and ((o.status is not OrderStatus.LOST
+                        and (o.missing_count + 1 >= settings.missing_retries or past_day(o)))
+                       or (o.status is OrderStatus.LOST and lost_due(o.order_id)
+                           and not past_day(o, recorded_only=False)))]
     if not candidates:
         return []
     listed = {bo.broker_order_id for bo in book}
     due = [o for o in candidates if o.broker_order_id not in listed
-           and (now - o.created_at).total_seconds() >= settings.missing_grace_seconds]
+           and (past_day(o) or (now - o.created_at).total_seconds() >= settings.missing_grace_seconds)]
     return due[: settings.max_queries_per_cycle]

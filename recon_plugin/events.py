@@ -52,6 +52,15 @@ class OrderCancelled(OrderChange):
 
 
 @dataclass(frozen=True, kw_only=True)
+class OrderExpired(OrderChange):
+    """Its trading day ended with it unfinished (rule ``day-expiry``): the fills it carries stay
+    applied; ``trading_date`` is the day it belonged to (ISO ``YYYY-MM-DD``)."""
+
+    kind: ClassVar[str] = "order-expired"
+    trading_date: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class OrderRejected(OrderChange):
     kind: ClassVar[str] = "order-rejected"
     reason: str | None
@@ -130,6 +139,6 @@ class DemoFlow(Payload):
 
 
 PAYLOADS: tuple[type[Payload], ...] = (
-    OrderUpdated, OrderFilled, OrderCancelled, OrderRejected, OrderExternal, PositionSynced,
+    OrderUpdated, OrderFilled, OrderCancelled, OrderRejected, OrderExpired, OrderExternal, PositionSynced,
     ReconciliationDiscrepancy, ReconciliationError, BrokerSessionExpired, CycleFinished, DemoFlow)
 """Every kind this package announces, in the order the plugin guide documents them."""

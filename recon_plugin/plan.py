@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from hostspec.calendar import MarketCalendar
 from hostspec.events import Payload
 from hostspec.model import (
     BrokerOrder,
@@ -41,12 +42,15 @@ class Snapshot:
     ``positions`` is None when positions were not fetched (paper mode) or the fetch failed: never
     read None as "flat". ``queried`` holds the targeted queries made for missing orders, by local
     order id: the broker's latest state of the order, or None when the broker does not know it.
+    ``calendar`` is the market calendar the broker's markets follow (None: no trading days): with
+    ``fetched_at`` it says which trading day each order belongs to and whether that day has ended.
     """
 
     orders: list[BrokerOrder]
     fetched_at: datetime
     positions: list[Position] | None = None
     queried: dict[str, BrokerOrder | None] = field(default_factory=dict)
+    calendar: MarketCalendar | None = None
 
 
 @dataclass(frozen=True)
@@ -98,10 +102,13 @@ def _canonical(data: dict[str, Any]) -> str:
 class PlanBuilder:
     """Accumulates one cycle's changes over a working copy of the local state."""
 
-    def __init__(self, state: LocalState, settings: Settings, now: datetime) -> None:
+    def __init__(self, state: LocalState, settings: Settings, now: datetime,
+                 calendar: MarketCalendar | None = None) -> None:
         self.state = state
         self.settings = settings
         self.now = now
+        self.calendar = calendar
+        self._today: dict[str, date] = {}
         self.orders: dict[str, Order] = {}  # changed orders, by local id (version = the one read)
         self.positions: dict[InstrumentKey, Position] = {}
         self.ledger: dict[str, LedgerEntry] = {}
@@ -123,8 +130,30 @@ class PlanBuilder:
     def current_positions(self) -> dict[InstrumentKey, Position]:
         return {**self.state.positions, **self.positions}
 
+    def trading_date(self, order: Order) -> date | None:
+        """The trading date ``order`` belongs to: the stored one, or the calendar's for its creation."""
+        if order.trading_date is not None or self.calendar is None:
+            return order.trading_date
+        return self.calendar.trading_date(order.created_at, order.exchange)
+
+    def today(self, exchange: str) -> date | None:
+        """The trading date now belongs to on ``exchange`` (after the close: the next session's)."""
+        if self.calendar is None:
+            return None
+        if exchange not in self._today:
+            self._today[exchange] = self.calendar.trading_date(self.now, exchange)
+        return self._today[exchange]
+
+    def day_ended(self, order: Order) -> bool:
+        """Whether the trading day ``order`` belongs to is over (False without a calendar)."""
+        day, today = self.trading_date(order), self.today(order.exchange)
+        return day is not None and today is not None and day < today
+
     def update_order(self, order: Order, **changes: Any) -> Order:
-        """Record a change to an order; the stored version stays the one read (the store checks it)."""
+        """Record a change to an order; the stored version stays the one read (the store checks it).
+        The order's trading date is recorded with its first change, once the calendar knows it."""
+        if order.trading_date is None and "trading_date" not in changes and self.calendar is not None:
+            changes["trading_date"] = self.trading_date(order)
         updated = replace(order, **changes, updated_at=self.now)
         self.orders[order.order_id] = updated
         return updated

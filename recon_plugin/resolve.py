@@ -28,6 +28,7 @@ from hostspec.model import (
 )
 from recon_plugin.events import (
     OrderCancelled,
+    OrderExpired,
     OrderExternal,
     OrderFilled,
     OrderRejected,
@@ -202,6 +203,9 @@ def reconcile_missing(b: PlanBuilder, order: Order) -> None:
     keeps being checked every cycle. A failed fetch never reaches here: it is never a miss.
     """
     settings = b.settings
+    if b.day_ended(order):
+        _close_past_day(b, order)
+        return
     if (b.now - order.created_at).total_seconds() < settings.missing_grace_seconds:
         return
     queried = b.queried
@@ -223,6 +227,44 @@ def reconcile_missing(b: PlanBuilder, order: Order) -> None:
     b.decide(R.MISSING, f"miss {misses} of {settings.missing_retries}; retry next cycle", order, None,
              summary=f"{order.order_id} {order.symbol} not in the broker's book "
                      f"(miss {updated.missing_count}/{settings.missing_retries})")
+
+
+def _close_past_day(b: PlanBuilder, order: Order) -> None:
+    """An unfinished order of a trading day that has ended, and that today's book does not list.
+
+    Not the missing ladder: the exchange cancelled it at the close and the broker's book only holds
+    today. It is asked for once (its final fills may have come after our last look); then, or at
+    once when there is nothing to ask by (no broker id, LOST, queries switched off), it is EXPIRED
+    with the fills it carries. Once terminal it is never asked for again.
+    """
+    can_ask = (order.broker_order_id is not None and order.status is not S.LOST
+               and b.settings.max_queries_per_cycle > 0)
+    if can_ask and order.order_id not in b.queried:
+        if order.trading_date is None:
+            b.update_order(order)  # records its trading date, by which the runner knows to ask for it
+        return
+    found = b.queried.get(order.order_id)
+    if found is not None:
+        reconcile_seen(b, order, found)
+        order = b.orders.get(order.order_id, order)
+        if order.status.is_terminal:
+            return
+    why = ("the broker's last word: " + found.raw_status if found is not None
+           else "the broker no longer knows it" if can_ask else "nothing to ask the broker by")
+    _expire(b, order, found, why)
+
+
+def _expire(b: PlanBuilder, order: Order, bo: BrokerOrder | None, why: str) -> None:
+    day = b.trading_date(order)
+    updated = b.update_order(order, status=S.EXPIRED, trading_date=day)
+    who = f"{order.order_id} {order.symbol} {order.side.value}"
+    b.decide(R.DAY_EXPIRY, f"{order.status} -> EXPIRED: trading day {day} ended ({why}); "
+             f"{order.filled_qty}/{order.quantity} filled stays applied", order, bo, event=OrderExpired(
+                 order_id=updated.order_id, symbol=updated.symbol, broker_order_id=updated.broker_order_id,
+                 side=updated.side, quantity=updated.quantity, status=updated.status, previous_status=order.status,
+                 filled_qty=updated.filled_qty, rule=R.DAY_EXPIRY, trading_date=str(day),
+                 summary=f"{who} expired: trading day {day} ended ({updated.filled_qty}/{updated.quantity} "
+                         "filled) [day-expiry]"))
 
 
 def _mark_lost(b: PlanBuilder, order: Order, why: str) -> None:

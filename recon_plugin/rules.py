@@ -92,6 +92,11 @@ class Rule(StrEnum):
     LOST = _rule("lost", Severity.ERROR,
                  "not found even when asked for directly: LOST, and still checked every cycle", reported=True)
 
+    # -- the trading day ended ------------------------------------------------------------------
+    DAY_EXPIRY = _rule("day-expiry", Severity.INFO,
+                       "its trading day ended with it unfinished: EXPIRED (the exchange cancels DAY orders at the "
+                       "close), keeping what filled; never LOST")
+
     # -- a broker order no local order accounts for ---------------------------------------------
     EXTERNAL_ADOPTED = _rule("external-adopted", Severity.INFO, "placed from another app: adopted as ext-<id>")
     EXTERNAL_REPORTED = _rule("external-reported", Severity.WARNING,

@@ -18,11 +18,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from hostspec.broker import Broker, BrokerError, FailureKind
+from hostspec.calendar import Clock, MarketCalendar, SystemClock
 from hostspec.events import Payload
 from hostspec.host import Host
-from hostspec.model import BrokerOrder, ChangeSet, Event, Mode, stable_id, utcnow
+from hostspec.model import BrokerOrder, ChangeSet, Event, Mode, OrderStatus, stable_id
 from hostspec.store import ConflictError, StateStore, StoreError
 from recon_plugin import signals
 from recon_plugin.engine import SyncMemo, orders_to_query, plan_cycle
@@ -36,7 +38,7 @@ log = logging.getLogger("recon")
 
 AUTH_RETRY_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 60.0
-LOST_REQUERY_SECONDS = 60.0
+LOST_REQUERY_MAX_SECONDS = 300.0
 
 
 @dataclass
@@ -56,27 +58,31 @@ def make_reconciler(host: Host, settings: Settings) -> Reconciler:
     """The reconciler for a host's broker and store, announcing through the host's event sinks."""
     if host.broker is None or host.store is None:
         raise ValueError("the reconciler needs a host opened with its broker and store")
-    return Reconciler(host.broker, host.store, settings, emit=host.emit)
+    return Reconciler(host.broker, host.store, settings, emit=host.emit, clock=host.clock, calendar=host.calendar)
 
 
 class Reconciler:
     """Runs cycles for one broker account into one store, by ``settings`` (interval and dry-run
-    included); ``emit`` hands each published event to the host's event sinks."""
+    included); ``emit`` hands each published event to the host's event sinks. ``clock`` is where it
+    reads the time; ``calendar`` (the broker's markets') gives it trading days: without one, orders
+    never expire with their day."""
 
     def __init__(self, broker: Broker, store: StateStore, settings: Settings,
-                 emit: Callable[[Event], None] | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+                 emit: Callable[[Event], None] | None = None, clock: Clock | None = None,
+                 calendar: MarketCalendar | None = None) -> None:
         self.broker = broker
         self.store = store
         self.settings = settings
         self.interval = settings.interval
         self.dry_run = settings.dry_run
         self.emit = emit
-        self.clock = clock
+        self.clock: Clock = clock or SystemClock()
+        self.calendar = calendar
         self.stats = Stats.from_dict(store.load().checkpoint.get("stats", {}))
         self.publisher = Publisher(store, self._deliver)
         self.next_delay = self.interval
         self._quiet = QuietLog(log)
-        self._lost_checked: dict[str, float] = {}
+        self._lost_checked: dict[str, tuple[datetime, int]] = {}  # LOST order id: (last asked, times asked)
         self._memo = SyncMemo()
         self._rate_limited = 0
         self._session_expired = False
@@ -103,7 +109,7 @@ class Reconciler:
         Positions come first: an order book read after them is at least as new, so a fill between
         the two reads shows as a transient excess on the local side, never as drift to adopt.
         """
-        fetched_at = self.clock()
+        fetched_at = self.clock.now()
         positions = None
         if self.settings.mode is Mode.LIVE:
             try:
@@ -114,7 +120,7 @@ class Reconciler:
             log.info("paper mode: position reconciliation is skipped (positions follow the fills applied)")
             self._paper_positions_logged = True
         book = self.broker.fetch_orders()
-        return Snapshot(book, fetched_at, positions, self._query_missing(book, fetched_at))
+        return Snapshot(book, fetched_at, positions, self._query_missing(book, fetched_at), self.calendar)
 
     def settle(self, snapshot: Snapshot, start: float | None = None) -> CycleReport:
         """Plan against the current local state, apply in one write, publish. Raises on store errors."""
@@ -160,7 +166,7 @@ class Reconciler:
         report.decisions = report.plan.decisions if report.plan else []
         self.stats.cycles += 1
         self.stats.consecutive_failures = 0
-        self.stats.last_cycle_at = self.clock().isoformat()
+        self.stats.last_cycle_at = self.clock.now().isoformat()
         self.stats.last_cycle_ms = round(report.duration_ms, 3)
         self._broker_recovered()
         finished = CycleFinished(stats=self.stats.to_dict(), decisions=len(report.decisions),
@@ -174,14 +180,20 @@ class Reconciler:
 
     def _query_missing(self, book: list[BrokerOrder], now: datetime) -> dict[str, BrokerOrder | None]:
         state = self.store.load()
-        clock = time.monotonic()
 
         def lost_due(order_id: str) -> bool:
-            return clock - self._lost_checked.get(order_id, float("-inf")) >= LOST_REQUERY_SECONDS
+            """A LOST order is asked for again after 1, 2, 4 ... intervals, at most every few minutes."""
+            if order_id not in self._lost_checked:
+                return True
+            last, times = self._lost_checked[order_id]
+            wait = min(self.interval * float(2 ** min(times - 1, 16)), LOST_REQUERY_MAX_SECONDS)
+            return (now - last).total_seconds() >= wait
 
         results: dict[str, BrokerOrder | None] = {}
-        for order in orders_to_query(state, book, self.settings, now, lost_due):
-            self._lost_checked[order.order_id] = clock
+        for order in orders_to_query(state, book, self.settings, now, lost_due, self.calendar):
+            if order.status is OrderStatus.LOST:
+                times = self._lost_checked.get(order.order_id, (now, 0))[1]
+                self._lost_checked[order.order_id] = (now, times + 1)
             try:
                 history = self.broker.order_history(order.broker_order_id or "")
             except BrokerError as exc:
@@ -213,7 +225,7 @@ class Reconciler:
 
     def _announce_now(self, payload: Payload) -> None:
         """An event about the reconciler itself (not about state): delivered directly, not outboxed."""
-        self._deliver(Event.of(payload, stable_id(payload.kind, payload.summary, time.time_ns()), self.clock()))
+        self._deliver(Event.of(payload, stable_id(payload.kind, payload.summary, time.time_ns()), self.clock.now()))
 
     # -- failures and pacing ------------------------------------------------------------------------
 
@@ -249,7 +261,7 @@ class Reconciler:
             return max(self.interval, AUTH_RETRY_SECONDS)
         if kind is FailureKind.RATE_LIMIT:
             self._rate_limited += 1
-            base = max(retry_after or 0.0, self.interval * 2 ** min(self._rate_limited, 5))
+            base = max(retry_after or 0.0, self.interval * float(2 ** min(self._rate_limited, 5)))
             return min(base, MAX_BACKOFF_SECONDS) * random.uniform(0.8, 1.2)
         return self.interval
 
@@ -295,7 +307,8 @@ class Reconciler:
         self._publish()
         fetching = self._loop.run_in_executor(executor, self._fetch_guarded)
         stopping = asyncio.ensure_future(self._stop_event.wait())
-        done, _ = await asyncio.wait({fetching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        racers: set[asyncio.Future[Any]] = {fetching, stopping}
+        done, _ = await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         if fetching not in done:
             log.info("stopping: abandoned the cycle waiting for the broker; nothing was written")

@@ -22,6 +22,7 @@ from recon_plugin.events import (
     BrokerSessionExpired,
     CycleFinished,
     OrderCancelled,
+    OrderExpired,
     OrderExternal,
     OrderFilled,
     OrderRejected,
@@ -39,6 +40,7 @@ order_updated = _signals.signal(OrderUpdated.kind, doc="An order's status or bro
 order_filled = _signals.signal(OrderFilled.kind, doc="A fill was applied to positions, exactly once [OrderFilled].")
 order_cancelled = _signals.signal(OrderCancelled.kind, doc="An order was cancelled at the broker [OrderCancelled].")
 order_rejected = _signals.signal(OrderRejected.kind, doc="An order was rejected at the broker [OrderRejected].")
+order_expired = _signals.signal(OrderExpired.kind, doc="An order's trading day ended unfinished [OrderExpired].")
 order_external = _signals.signal(OrderExternal.kind, doc="A broker order placed elsewhere was adopted [OrderExternal].")
 position_synced = _signals.signal(PositionSynced.kind, doc="Positions were rebuilt from the broker's [PositionSynced].")
 reconciliation_discrepancy = _signals.signal(ReconciliationDiscrepancy.kind, doc=(
@@ -50,7 +52,7 @@ broker_session_expired = _signals.signal(BrokerSessionExpired.kind, doc=(
 cycle_finished = _signals.signal(CycleFinished.kind, doc="A cycle ended (no event: signal only) [CycleFinished].")
 
 BY_KIND: dict[str, NamedSignal] = {s.name: s for s in (
-    order_updated, order_filled, order_cancelled, order_rejected, order_external, position_synced,
+    order_updated, order_filled, order_cancelled, order_rejected, order_expired, order_external, position_synced,
     reconciliation_discrepancy, reconciliation_error, broker_session_expired, cycle_finished)}
 
 

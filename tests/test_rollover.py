@@ -1,0 +1,157 @@
+"""The trading-day rollover, rule by rule with plain data: yesterday's unfinished orders expire by rule
+(never LOST, never an error), each asked for at most once after its day; AMOs, weekends and holidays
+move nothing."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from hostspec.calendar import ManualClock
+from hostspec.model import LedgerEntry, LocalState, Order, OrderStatus, Position
+from recon_plugin.calendars.india import IST, IndiaCalendar
+from recon_plugin.engine import orders_to_query, plan_cycle
+from recon_plugin.events import OrderExpired
+from recon_plugin.plan import Plan, Snapshot
+from recon_plugin.rules import Rule, Severity
+from recon_plugin.runner import Reconciler
+from recon_plugin.settings import Settings
+from recon_plugin.stores.tinydb_store import TinyDBStore
+from tests.helpers import ScriptedBroker, advance, broker, order, state
+
+S = OrderStatus
+CAL = IndiaCalendar.default()
+THU, FRI, MON, WED = date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 23), date(2026, 11, 25)  # Tue 24: holiday
+
+
+def ist(day: date, hh: int, mm: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hh, mm, tzinfo=IST)
+
+
+THU_10 = ist(THU, 10)
+
+
+def placed(order_id: str = "A", at: datetime = THU_10, **changes: object) -> Order:
+    return replace(order(order_id, broker_order_id=f"B-{order_id}"), created_at=at, updated_at=at, **changes)
+
+
+def plan(local: LocalState, book: list, now: datetime, queried: dict | None = None, **settings: object) -> Plan:
+    return plan_cycle(local, Snapshot(book, now, None, queried or {}, CAL), Settings(**settings))
+
+
+def query(local: LocalState, book: list, now: datetime, **settings: object) -> list[str]:
+    return [o.order_id for o in orders_to_query(local, book, Settings(**settings), now, lambda _: True, CAL)]
+
+
+def test_yesterdays_working_order_is_asked_for_once_then_expired_never_lost() -> None:
+    local = state(placed(status=S.PLACED))
+    friday = ist(FRI, 9, 20)
+    first = plan(local, [], friday)  # not yet asked: only its trading date is recorded, nothing alarms
+    assert [d.rule for d in first.decisions] == []
+    assert [o.trading_date for o in first.changes.orders] == [THU]
+    local = advance(local, first.changes)
+    assert query(local, [], friday) == ["A"]  # the one query after its day
+    second = plan(local, [], friday, queried={"A": None})
+    expired = next(o for o in second.changes.orders if o.order_id == "A")
+    assert expired.status is S.EXPIRED and expired.trading_date == THU
+    assert [d.rule for d in second.decisions] == [Rule.DAY_EXPIRY]
+    assert Rule.DAY_EXPIRY.severity is Severity.INFO and not Rule.DAY_EXPIRY.reported
+    assert [e.kind for e in second.changes.events] == ["order-expired"]
+    payload = second.changes.events[0].payload_as(OrderExpired)
+    assert (payload.previous_status, payload.status, payload.trading_date) == (S.PLACED, S.EXPIRED, "2026-11-19")
+    local = advance(local, second.changes)
+    assert query(local, [], friday + timedelta(hours=1)) == []  # terminal: never asked again
+    assert plan(local, [], friday + timedelta(hours=1)).is_empty()
+
+
+def test_a_half_filled_order_expires_keeping_its_fills() -> None:
+    local = state(placed(status=S.PARTIAL, filled_qty=3, trading_date=THU),
+                  ledger={"A": LedgerEntry("A", 3, Decimal("300"))},
+                  positions={("NSE", "INFY", "CNC"): Position("NSE", "INFY", "CNC", 3, 3, Decimal("300"))})
+    p = plan(local, [], ist(FRI, 9, 20), queried={"A": None})
+    assert p.changes.ledger == [] and p.changes.positions == [] and p.fills == []
+    assert next(o for o in p.changes.orders).filled_qty == 3
+
+
+def test_the_one_query_may_find_the_last_fills_before_the_close() -> None:
+    local = state(placed(status=S.PARTIAL, filled_qty=3, trading_date=THU),
+                  ledger={"A": LedgerEntry("A", 3, Decimal("300"))})
+    final = broker(S.FILLED, 10, "100", broker_order_id="B-A")
+    p = plan(local, [], ist(FRI, 9, 20), queried={"A": final})
+    assert [o.status for o in p.changes.orders] == [S.FILLED]
+    assert [f.quantity for f in p.fills] == [7]
+    assert Rule.DAY_EXPIRY not in [d.rule for d in p.decisions]
+    cancelled_half = broker(S.PLACED, 5, "100", broker_order_id="B-A")  # still "open" in its last word
+    p = plan(local, [], ist(FRI, 9, 20), queried={"A": cancelled_half})
+    assert [o.status for o in p.changes.orders] == [S.EXPIRED]
+    assert [f.quantity for f in p.fills] == [2] and Rule.DAY_EXPIRY in [d.rule for d in p.decisions]
+
+
+def test_orders_with_nothing_to_ask_by_expire_at_once() -> None:
+    never_acked = replace(placed("N", status=S.PENDING), broker_order_id=None)
+    lost = placed("L", status=S.LOST, missing_count=3)
+    local = state(never_acked, lost)
+    assert query(local, [], ist(FRI, 9, 20)) == []  # a LOST order of a past day is not asked again
+    p = plan(local, [], ist(FRI, 9, 20))
+    assert sorted((o.order_id, o.status) for o in p.changes.orders) == [("L", S.EXPIRED), ("N", S.EXPIRED)]
+    assert Rule.LOST not in [d.rule for d in p.decisions] and Rule.MISSING not in [d.rule for d in p.decisions]
+    switched_off = plan(state(placed("Q", status=S.PLACED)), [], ist(FRI, 9, 20), max_queries_per_cycle=0)
+    assert [o.status for o in switched_off.changes.orders] == [S.EXPIRED]
+
+
+def test_the_day_ends_at_the_close_not_at_midnight() -> None:
+    local = state(placed(status=S.PLACED))
+    assert plan(local, [], ist(THU, 15, 29)).decisions[0].rule is Rule.MISSING  # the session is on: the ladder
+    after_close = plan(local, [], ist(THU, 15, 31), queried={"A": None})
+    assert [o.status for o in after_close.changes.orders] == [S.EXPIRED]
+
+
+def test_a_day_order_the_broker_still_lists_as_working_is_left_to_the_broker() -> None:
+    local = state(placed(status=S.PLACED))
+    assert plan(local, [broker(S.PLACED, broker_order_id="B-A")], ist(FRI, 9, 20)).decisions == []
+
+
+def test_an_amo_placed_friday_evening_works_through_the_weekend_into_monday() -> None:
+    amo = placed("AMO", at=ist(FRI, 18), status=S.PLACED)
+    local = state(amo)
+    listed = [broker(S.PLACED, broker_order_id="B-AMO")]
+    for when in (ist(date(2026, 11, 21), 12), ist(date(2026, 11, 22), 12), ist(MON, 8), ist(MON, 9, 20)):
+        p = plan(local, listed, when)
+        assert p.decisions == [], when
+        assert query(local, [], when) == []
+        local = advance(local, p.changes)
+    assert CAL.trading_date(amo.created_at, "NSE") == MON
+
+
+def test_a_holiday_moves_nothing() -> None:
+    amo = placed("AMO", at=ist(MON, 17), status=S.PLACED)  # after Monday's close: Wednesday's (Tuesday is a holiday)
+    p = plan(state(amo), [broker(S.PLACED, broker_order_id="B-AMO")], ist(date(2026, 11, 24), 11))
+    assert p.decisions == [] and all(o.status is S.PLACED for o in p.changes.orders)
+
+
+def test_no_calendar_no_trading_days() -> None:
+    local = state(placed(status=S.PLACED))
+    p = plan_cycle(local, Snapshot([], ist(FRI, 9, 20)), Settings(missing_grace_seconds=0))
+    assert [d.rule for d in p.decisions] == [Rule.MISSING]
+
+
+def test_a_lost_order_is_asked_for_again_after_1_2_4_intervals_at_most_every_five_minutes(tmp_path) -> None:
+    clock = ManualClock(ist(THU, 10, 0))
+    store = TinyDBStore(tmp_path / "state.json")
+    store.record_order(placed("L", status=S.LOST, at=ist(THU, 9, 30), missing_count=3))
+    scripted = ScriptedBroker()
+    reconciler = Reconciler(scripted, store, Settings(interval_seconds=2.0, missing_grace_seconds=0), clock=clock,
+                            calendar=CAL)
+    asked_at = []
+    for _ in range(600):  # 1,200 s of 2 s cycles
+        before = len(scripted.calls)
+        reconciler.run_cycle()
+        if "history:B-L" in scripted.calls[before:]:
+            asked_at.append(round((clock.now() - ist(THU, 10)).total_seconds()))
+        clock.advance(2.0)
+    gaps = [b - a for a, b in itertools.pairwise(asked_at)]
+    assert gaps[:5] == [2, 4, 8, 16, 32]
+    assert max(gaps) == 300 and gaps[-1] == 300
+    store.close()
