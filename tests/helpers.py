@@ -1,20 +1,29 @@
-"""Small builders shared by the tests."""
+"""Small builders and runners shared by the tests.
+
+A module of the ``tests`` package (``from tests.helpers import ...``), so that test modules share
+code by import instead of by putting ``tests/`` on ``sys.path`` or importing one another.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from hostspec.broker import BrokerError, FailureKind
 from hostspec.model import BrokerOrder, LocalState, Order, OrderStatus, Position, Side
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository: configs/, docs/, README.md
 T0 = datetime(2026, 1, 2, 9, 15, tzinfo=UTC)
 
 
@@ -111,3 +120,17 @@ def start_then_kill(args: Sequence[str], after: float) -> str:
     child.wait()
     child.stdout.close()
     return first
+
+
+def tradehost(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+              timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``tradehost ARGS`` in a child process, as a user runs it; ``env`` adds to this environment."""
+    return subprocess.run([sys.executable, "-m", "hostspec.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
+
+
+def write(path: Path, text: str) -> Path:
+    """Write ``text`` (dedented) to ``path``, creating its directory; returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path

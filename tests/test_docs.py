@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from hostspec import hookspecs
 from recon_plugin import signals
+from tests.helpers import ROOT
 
-GUIDE = (Path(__file__).resolve().parent.parent / "docs" / "plugin-guide.md").read_text()
+GUIDE = (ROOT / "docs" / "plugin-guide.md").read_text()
 
 
 def test_every_hook_is_in_the_guide():

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -13,20 +11,7 @@ import pytest
 from hostspec import hookimpl
 from hostspec.cli import main
 from hostspec.host import App
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def tradehost(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-              timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hostspec.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
+from tests.helpers import tradehost, write
 
 
 def make_distribution(site: Path, name: str, module_source: str, ep_name: str | None = None) -> Path:

@@ -8,7 +8,6 @@ import time
 from decimal import Decimal
 
 import pytest
-from helpers import order
 
 from hostspec.broker import BrokerError, FailureKind
 from hostspec.model import Mode, OrderStatus
@@ -18,7 +17,7 @@ from recon_plugin.brokers.kite.simulator import FAULTS
 from recon_plugin.brokers.kite.statuses import STATUS_MAP, order_from_kite
 from recon_plugin.plan import Settings
 from recon_plugin.runner import Reconciler
-from recon_plugin.stores.tinydb_store import TinyDBStore
+from tests.helpers import ROOT, order, tradehost, write
 
 S = OrderStatus
 
@@ -28,13 +27,6 @@ def kite(kite_sim):
     broker = KiteBroker(SIM_API_KEY, SIM_ACCESS_TOKEN, kite_sim.url, timeout=1.0)
     yield broker
     broker.close()
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = TinyDBStore(tmp_path / "state.json")
-    yield s
-    s.close()
 
 
 def reconciler(kite, store, mode=Mode.LIVE):
@@ -259,8 +251,6 @@ def test_queries_and_fetches_stay_under_ten_per_second(kite_sim, kite):
 # -- secrets ---------------------------------------------------------------------------------------
 
 def test_missing_credentials_name_the_variable_not_the_value(tmp_path):
-    from test_host import tradehost, write
-
     config = write(tmp_path / "live.yaml", f"""
         mode: live
         broker:
@@ -278,8 +268,6 @@ def test_missing_credentials_name_the_variable_not_the_value(tmp_path):
 def test_no_secret_appears_in_any_output_file_event_or_journal(tmp_path, kite_sim, caplog):
     """Plant recognisable credentials, run the live demo with faults (token errors, garbage bodies)
     and debug logging, then search everything produced."""
-    from test_host import tradehost, write
-
     api_key, token = "PLANTEDkey4821", "PLANTEDtoken7730"
     config = write(tmp_path / "live.yaml", f"""
         mode: live
@@ -317,8 +305,6 @@ def test_no_secret_appears_in_any_output_file_event_or_journal(tmp_path, kite_si
 # -- commands ----------------------------------------------------------------------------------------
 
 def test_login_helper_prints_the_url_then_exchanges_the_request_token(kite_sim, tmp_path):
-    from test_host import tradehost, write
-
     config = write(tmp_path / "live.yaml", f"""
         mode: live
         broker:
@@ -369,8 +355,6 @@ def test_the_simulator_command_serves_the_real_client(tmp_path):
 
 
 def test_the_readme_live_demo_runs_to_a_clean_exit(tmp_path):
-    from test_host import ROOT, tradehost
-
     result = tradehost("run", "--config", str(ROOT / "configs" / "live-sim.yaml"), "--duration", "30",
                        cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from helpers import advance, at, broker, order, state
 
 from hostspec.model import LedgerEntry, Mode, OrderStatus, Position, Side
 from recon_plugin.engine import orders_to_query, plan_cycle
 from recon_plugin.plan import Settings, Snapshot
+from tests.helpers import advance, at, broker, order, state
 
 S = OrderStatus
 
