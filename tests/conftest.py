@@ -12,7 +12,7 @@ import pytest
 
 from recon_plugin.stores.tinydb_store import TinyDBStore
 
-pytest_plugins = ["recon_plugin.brokers.kite.fixtures"]
+pytest_plugins = ["recon_plugin.testing.pytest_plugin"]
 
 
 @pytest.fixture

@@ -220,7 +220,7 @@ def open_kite_broker(host: Any) -> KiteBroker:
     section = host.config.section("broker.kite")
     path = host.config.path
     if section["simulate"]:
-        from recon_plugin.brokers.kite.simulator import start_demo_simulator
+        from recon_plugin.testing.kite_simulator import start_demo_simulator
 
         api_key = os.environ.get(section["api_key_env"]) or "sim_api_key"
         token = os.environ.get(section["access_token_env"]) or "sim_access_token"

@@ -100,7 +100,7 @@ def _run_kite(args: argparse.Namespace, app: App) -> int:
 # -- tradehost kite-sim ------------------------------------------------------------------------------
 
 def _setup_sim(parser: argparse.ArgumentParser) -> None:
-    from recon_plugin.brokers.kite.simulator import FAULTS
+    from recon_plugin.testing.kite_simulator import FAULTS
 
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0: any)")
     parser.add_argument("--auto", action="store_true", help="evolve orders by themselves (ack, fills, cancels)")
@@ -112,7 +112,7 @@ def _setup_sim(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_sim(args: argparse.Namespace, app: App) -> int:
-    from recon_plugin.brokers.kite.simulator import KiteSimulator
+    from recon_plugin.testing.kite_simulator import KiteSimulator
 
     sim = KiteSimulator(api_key=args.api_key, access_token=args.access_token, auto=args.auto)
     url = sim.start(args.port)

@@ -1,6 +1,6 @@
 """pytest fixtures for testing against the Kite Connect simulator.
 
-Use from a conftest.py: ``pytest_plugins = ["recon_plugin.brokers.kite.fixtures"]``.
+Use from a conftest.py: ``pytest_plugins = ["recon_plugin.testing.pytest_plugin"]``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from recon_plugin.brokers.kite.simulator import KiteSimulator
+from recon_plugin.testing.kite_simulator import KiteSimulator
 
 SIM_API_KEY = "simkey_7Qx2"
 SIM_ACCESS_TOKEN = "simtoken_Zr81pW"

@@ -8,7 +8,7 @@ itself (``auto=True``), with consistent trades and positions. Every fault of the
 matrix can be injected on demand (``inject``): see ``FAULTS``.
 
 Run it with ``tradehost kite-sim --port PORT``, or in tests with the ``kite_sim`` fixture
-(``pytest_plugins = ["recon_plugin.brokers.kite.fixtures"]``).
+(``pytest_plugins = ["recon_plugin.testing.pytest_plugin"]``).
 """
 
 from __future__ import annotations
