@@ -1,6 +1,7 @@
 """Fixtures shared by the test modules (each defined once, here).
 
-The Kite Connect simulator fixtures (``kite_sim``, ``kite_client``) come from ``pytest_plugins``.
+The Kite Connect simulator fixtures (``kite_sim``, ``kite_client``) come from the pytest plugin
+``recon_plugin.testing.pytest_plugin``, which pytest loads through its ``pytest11`` entry point.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from recon_plugin.stores.tinydb_store import TinyDBStore
-
-pytest_plugins = ["recon_plugin.testing.pytest_plugin"]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from hostspec.testing import BrokerConformance
 from recon_plugin.brokers.kite.broker import KiteBroker
 from recon_plugin.brokers.kite.statuses import STATUS_MAP
 from recon_plugin.brokers.paper import PaperExchange
-from recon_plugin.testing.pytest_plugin import SIM_ACCESS_TOKEN, SIM_API_KEY
+from recon_plugin.testing.kite_simulator import SIM_ACCESS_TOKEN, SIM_API_KEY
 from tests.helpers import broker as broker_order
 
 KITE_DOCUMENTED = ("PUT ORDER REQ RECEIVED", "AMO REQ RECEIVED", "VALIDATION PENDING", "OPEN PENDING", "OPEN",

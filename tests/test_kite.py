@@ -15,8 +15,7 @@ from recon_plugin.brokers.kite.broker import KiteBroker, RateLimiter
 from recon_plugin.brokers.kite.statuses import STATUS_MAP, order_from_kite
 from recon_plugin.plan import Settings
 from recon_plugin.runner import Reconciler
-from recon_plugin.testing.kite_simulator import FAULTS
-from recon_plugin.testing.pytest_plugin import SIM_ACCESS_TOKEN, SIM_API_KEY
+from recon_plugin.testing.kite_simulator import FAULTS, SIM_ACCESS_TOKEN, SIM_API_KEY
 from tests.helpers import ROOT, order, tradehost, write
 
 S = OrderStatus

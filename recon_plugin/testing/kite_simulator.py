@@ -7,8 +7,9 @@ only. Its order book evolves, by the test's hand (``fill``, ``set_status``, ``ca
 itself (``auto=True``), with consistent trades and positions. Every fault of the client's failure
 matrix can be injected on demand (``inject``): see ``FAULTS``.
 
-Run it with ``tradehost kite-sim --port PORT``, or in tests with the ``kite_sim`` fixture
-(``pytest_plugins = ["recon_plugin.testing.pytest_plugin"]``).
+Run it with ``tradehost kite-sim --port PORT``, or in tests with the ``kite_sim`` fixture (from
+``recon_plugin.testing.pytest_plugin``, which pytest loads by itself). It uses the standard library
+only, so a live demo can serve it without any test dependency.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from urllib.parse import parse_qs, urlsplit
 
 log = logging.getLogger(__name__)
 IST = timezone(timedelta(hours=5, minutes=30))
+
+# The credentials of the ``kite_sim`` fixture's simulator: recognisable, so that a test can search
+# for them in everything produced (they must never appear).
+SIM_API_KEY = "simkey_7Qx2"
+SIM_ACCESS_TOKEN = "simtoken_Zr81pW"
 
 FAULTS = {
     "429": "HTTP 429 NetworkException 'Too many requests' (rate limit)",
