@@ -11,6 +11,9 @@ scenarios cycle in a fixed order so a 30-second run shows each kind of discrepan
   no broker id (reconciliation finds it by its tag);
 - ``external``: placed at the broker as if from another app, never recorded (adopted as external);
 - ``cancel-later``: cancelled at the broker a few seconds later; the flow misses the confirmation.
+
+It is demo tooling, not part of reconciliation, hence ``recon_plugin.testing``; it still loads as the
+``demo`` plugin (entry point in the ``hostspec`` group) and does nothing unless ``demo.enabled``.
 """
 
 from __future__ import annotations
