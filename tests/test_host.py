@@ -80,7 +80,7 @@ def test_yaml_is_loaded_safely(tmp_path, capsys):
 def test_unknown_broker_lists_the_installed_ones(config, capsys):
     path = config("broker:\n  name: nosuch\nstore:\n  path: STORE\n")
     assert main(["recon", "status", "--config", str(path)]) == 2
-    assert "installed: kite, paper" in capsys.readouterr().err
+    assert "installed: kite, kite-sim, paper" in capsys.readouterr().err
 
 
 def test_two_brokers_with_one_name_are_refused(config, capsys):
@@ -100,7 +100,7 @@ def test_two_brokers_with_one_name_are_refused(config, capsys):
 def test_builtin_plugins_load_through_the_installed_entry_points():
     result = tradehost("plugins")
     assert result.returncode == 0, result.stderr
-    for name in ("recon", "paper", "kite", "tinydb", "demo"):
+    for name in ("recon", "paper", "kite", "kite-sim", "tinydb", "demo"):
         assert f"{name:<10} recon-plugin" in result.stdout
 
 
@@ -130,7 +130,7 @@ def test_plugins_are_blocked_by_environment_and_by_config(tmp_path, config):
     assert "demo       disabled" in result.stdout
     path = config("broker:\n  name: kite\nstore:\n  path: STORE\nplugins:\n  disabled: [kite]\n")
     result = tradehost("recon", "status", "--config", str(path))
-    assert result.returncode == 2 and "unknown broker 'kite' (installed: paper" in result.stderr
+    assert result.returncode == 2 and "unknown broker 'kite' (installed: kite-sim, paper" in result.stderr
 
 
 def test_section_of_a_disabled_plugin_is_tolerated(config):

@@ -35,9 +35,10 @@ from hostspec.store import ConflictError, StoreError
 log = logging.getLogger("demo")
 SCENARIOS = ("normal", "normal", "never-sent", "response-lost", "external", "cancel-later", "normal", "normal")
 CANCEL_AFTER_SECONDS = 3.0
+BROKERS = ("paper", "kite-sim")  # simulated venues only: the flow never places an order at a real broker
 
 SCHEMA: Schema = {
-    "enabled": Option(bool, False, "run the demo order flow (paper or simulated Kite only)"),
+    "enabled": Option(bool, False, "run the demo order flow (paper or kite-sim broker only)"),
     "orders": Option(int, 10, "how many orders to place", minimum=0),
     "interval_seconds": Option(float, 1.5, "seconds between orders", minimum=0.01),
     "seed": Option(int, 11, "seed for symbols, sides and quantities"),
@@ -144,9 +145,8 @@ def hostspec_startup(host: Host) -> None:
     section = host.config.section("demo")
     if not section["enabled"]:
         return
-    simulated = host.config["broker"]["name"] == "kite" and host.config.section("broker.kite").get("simulate")
-    if host.config["broker"]["name"] != "paper" and not simulated:
-        log.warning("the demo order flow runs against the paper broker or a simulated Kite only; not started")
+    if host.config["broker"]["name"] not in BROKERS:
+        log.warning("the demo order flow runs against the %s brokers only; not started", " or ".join(BROKERS))
         return
     flow = DemoFlow(host, section)
     _flows[id(host)] = flow

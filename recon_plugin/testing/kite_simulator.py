@@ -443,24 +443,3 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-
-def start_demo_simulator(api_key: str, access_token: str, host: Any) -> KiteSimulator:
-    """For ``broker.kite.simulate: true``: an automatic simulator in this process, with an external
-    order and a position drift scheduled so that the live demo has them to find. The broker that
-    talks to it stops it when it is closed."""
-    sim = KiteSimulator(api_key=api_key, access_token=access_token, auto=True, tick_seconds=1.0, seed=3)
-    url = sim.start()
-
-    def scenario() -> None:
-        if host.stop_requested.wait(6):
-            return
-        sim.add_order(symbol="TCS", side="SELL", quantity=15, status="OPEN PENDING")  # from another app
-        log.info("kite-sim: an order was placed from another app")
-        if host.stop_requested.wait(4):
-            return
-        sim.adjust_position("NSE", "INFY", "CNC", 5)
-        log.info("kite-sim: 5 INFY moved into CNC outside the order book (a product conversion)")
-
-    threading.Thread(target=scenario, name="kite-sim-scenario", daemon=True).start()
-    log.info("kite-sim: simulating Kite Connect at %s (live mode, nothing leaves this machine)", url)
-    return sim

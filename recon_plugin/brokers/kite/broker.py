@@ -215,17 +215,10 @@ def secret_from_env(variable: str, config_key: str, config_path: Path) -> str:
 
 
 def open_kite_broker(host: Any) -> KiteBroker:
-    """The configured Kite broker; with ``simulate: true``, one talking to an in-process simulator
-    (and then, only then, fixed demo credentials stand in for unset variables)."""
+    """The configured Kite broker: the configured API root, credentials from the environment (or the
+    token file). It never starts a simulator: the live demo's broker is ``kite-sim``."""
     section = host.config.section("broker.kite")
     path = host.config.path
-    if section["simulate"]:
-        from recon_plugin.testing.kite_simulator import start_demo_simulator
-
-        api_key = os.environ.get(section["api_key_env"]) or "sim_api_key"
-        token = os.environ.get(section["access_token_env"]) or "sim_access_token"
-        sim = start_demo_simulator(api_key, token, host)
-        return KiteBroker(api_key, token, sim.url, section["timeout_seconds"], on_close=sim.stop)
     api_key = secret_from_env(section["api_key_env"], "broker.kite.api_key_env", path)
     token_file = Path(section["access_token_file"]) if section["access_token_file"] else None
     token = os.environ.get(section["access_token_env"]) or (

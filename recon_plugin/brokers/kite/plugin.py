@@ -1,4 +1,4 @@
-"""The Kite Connect broker plugin (registered as ``kite``), its login helper and its simulator command.
+"""The Kite Connect broker plugin (registered as ``kite``) and its login helper.
 
 ``kiteconnect`` (and with it Twisted) is imported only when a Kite broker or command is actually
 used, so paper mode never loads it.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,6 @@ SCHEMA: Schema = {
     "timeout_seconds": Option(float, 7.0, "HTTP timeout per request", minimum=0.1),
     "access_token_file": Option(str, None, "a file holding the access token, re-read when the session "
                                            "expires (tradehost kite login --token-file writes it)", nullable=True),
-    "simulate": Option(bool, False, "start a local Kite Connect simulator in this process and trade against it "
-                                    "(the live demo); never touches the real API"),
 }
 
 
@@ -97,39 +94,7 @@ def _run_kite(args: argparse.Namespace, app: App) -> int:
     return 0
 
 
-# -- tradehost kite-sim ------------------------------------------------------------------------------
-
-def _setup_sim(parser: argparse.ArgumentParser) -> None:
-    from recon_plugin.testing.kite_simulator import FAULTS
-
-    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0: any)")
-    parser.add_argument("--auto", action="store_true", help="evolve orders by themselves (ack, fills, cancels)")
-    parser.add_argument("--api-key", default="sim_api_key", help="the API key it accepts")
-    parser.add_argument("--access-token", default="sim_access_token", help="the access token it accepts")
-    parser.add_argument("--duration", type=float, help="stop after this many seconds")
-    parser.epilog = "Faults it can inject (from Python: sim.inject(name)): " + "; ".join(
-        f"{k}: {v}" for k, v in FAULTS.items())
-
-
-def _run_sim(args: argparse.Namespace, app: App) -> int:
-    from recon_plugin.testing.kite_simulator import KiteSimulator
-
-    sim = KiteSimulator(api_key=args.api_key, access_token=args.access_token, auto=args.auto)
-    url = sim.start(args.port)
-    print(f"kite-sim: serving Kite Connect at {url} (root for the client); API key {args.api_key!r}, "
-          f"access token {args.access_token!r}; Ctrl-C to stop", flush=True)
-    done = threading.Event()
-    try:
-        done.wait(args.duration)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
-    return 0
-
-
 @hookimpl
 def hostspec_register_commands(register: Any) -> None:
     register(Command("kite", "Kite Connect helpers (login for today's access token)", _setup_kite, _run_kite))
-    register(Command("kite-sim", "serve a local Kite Connect simulator for tests and demos", _setup_sim, _run_sim))
 
