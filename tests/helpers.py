@@ -6,6 +6,7 @@ code by import instead of by putting ``tests/`` on ``sys.path`` or importing one
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import subprocess
@@ -134,3 +135,28 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text))
     return path
+
+
+def modules_a_host_imports(config: Path, watch: Sequence[str], run_seconds: float = 0.0,
+                           cwd: Path | None = None) -> list[str]:
+    """Which of the modules ``watch`` a host imports, seen from a clean interpreter (``python -I``:
+    no test runner, no PYTHONPATH, no user site).
+
+    As ``tradehost run`` does: every plugin loaded and every command registered, the host opened from
+    ``config``, started, left running ``run_seconds``, stopped and closed."""
+    code = textwrap.dedent(f"""
+        import sys, time
+        from hostspec.host import App, call_each
+        app = App()
+        app.commands()
+        host = app.open_host({str(config)!r})
+        call_each(host.pm, "hostspec_startup", host=host)
+        time.sleep({run_seconds!r})
+        host.stop_requested.set()
+        call_each(host.pm, "hostspec_shutdown", guard=True, host=host)
+        host.close()
+        print(sorted(m for m in {tuple(watch)!r} if m in sys.modules))
+    """)
+    result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=cwd, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return ast.literal_eval(result.stdout.strip().splitlines()[-1])

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import ast
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from hostspec import hookimpl
 from hostspec.cli import main
 from hostspec.host import App
-from tests.helpers import tradehost, write
+from tests.helpers import ROOT, modules_a_host_imports, tradehost, write
 
 
 def make_distribution(site: Path, name: str, module_source: str, ep_name: str | None = None) -> Path:
@@ -173,12 +172,44 @@ def test_every_sink_receives_every_event_even_when_one_raises(config):
     assert host.sink_failures["first"] == 3
 
 
+# -- what a host imports -----------------------------------------------------------------------------
+
+TEST_ONLY = ("pytest", "_pytest", "hypothesis", "hostspec.testing", "recon_plugin.testing.pytest_plugin")
+
+
 def test_paper_mode_never_loads_kiteconnect_or_twisted(config):
     path = config("store:\n  path: STORE\nplugins:\n  disabled: [demo]\n")
-    code = ("import sys; from hostspec.host import App, call_each; app = App(); app.commands(); "
-            f"host = app.open_host({str(path)!r}); call_each(host.pm, 'hostspec_startup', host=host); "
-            "call_each(host.pm, 'hostspec_shutdown', guard=True, host=host); host.close(); "
-            "print(sorted(m for m in ('kiteconnect', 'twisted') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert modules_a_host_imports(path, ("kiteconnect", "twisted")) == []
+
+
+def test_the_live_demo_never_loads_pytest_or_the_test_kit(tmp_path):
+    """The README's live demo (configs/live-sim.yaml, the kite-sim broker and the demo flow) runs on
+    ``pip install -e .`` alone: nothing it imports needs the test extra."""
+    loaded = modules_a_host_imports(ROOT / "configs" / "live-sim.yaml", (
+        *TEST_ONLY, "kiteconnect", "recon_plugin.testing.kite_simulator", "recon_plugin.testing.demo"),
+        run_seconds=2, cwd=tmp_path)
+    assert loaded == ["kiteconnect", "recon_plugin.testing.demo", "recon_plugin.testing.kite_simulator"]
+    assert (tmp_path / "var" / "live-sim" / "recon-state.json").exists()  # it ran where the config says
+
+
+def test_the_product_never_imports_its_test_tooling():
+    """Outside ``recon_plugin.testing``, no module imports it (a real broker can never start a fake),
+    and only the two test kits import pytest: ``hostspec.testing`` (for plugin authors' tests) and
+    ``recon_plugin.testing.pytest_plugin`` (loaded by pytest itself)."""
+    kits = {ROOT / "hostspec" / "testing.py", ROOT / "recon_plugin" / "testing" / "pytest_plugin.py"}
+    found = []
+    for path in sorted([*(ROOT / "hostspec").rglob("*.py"), *(ROOT / "recon_plugin").rglob("*.py")]):
+        tooling = ROOT / "recon_plugin" / "testing" in path.parents
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if (name.startswith("recon_plugin.testing") and not tooling) or (
+                        top in ("pytest", "_pytest", "hypothesis") and path not in kits):
+                    found.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert found == []
