@@ -35,11 +35,11 @@ from typing import Any
 
 from hostspec.model import ChangeSet, JournalEntry, Mode, utcnow
 from recon_plugin.brokers.kite.broker import KiteBroker, gc_paused, read_book
-from recon_plugin.brokers.kite.simulator import KiteSimulator
 from recon_plugin.brokers.kite.statuses import OrderParser
 from recon_plugin.plan import Settings
 from recon_plugin.runner import Reconciler
 from recon_plugin.stores.tinydb_store import TinyDBStore
+from recon_plugin.testing.kite_simulator import KiteSimulator
 
 SYMBOLS = ["INFY", "TCS", "RELIANCE", "SBIN", "HDFCBANK", "ITC", "LT", "AXISBANK"]
 

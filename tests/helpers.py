@@ -1,20 +1,30 @@
-"""Small builders shared by the tests."""
+"""Small builders and runners shared by the tests.
+
+A module of the ``tests`` package (``from tests.helpers import ...``), so that test modules share
+code by import instead of by putting ``tests/`` on ``sys.path`` or importing one another.
+"""
 
 from __future__ import annotations
 
+import ast
+import os
 import signal
 import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from hostspec.broker import BrokerError, FailureKind
 from hostspec.model import BrokerOrder, LocalState, Order, OrderStatus, Position, Side
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository: configs/, docs/, README.md
 T0 = datetime(2026, 1, 2, 9, 15, tzinfo=UTC)
 
 
@@ -111,3 +121,40 @@ def start_then_kill(args: Sequence[str], after: float) -> str:
     child.wait()
     child.stdout.close()
     return first
+
+
+def tradehost(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+              timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``tradehost ARGS`` in a child process, as a user runs it; ``env`` adds to this environment."""
+    return subprocess.run([sys.executable, "-m", "hostspec.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
+
+
+def write(path: Path, text: str) -> Path:
+    """Write ``text`` (dedented) to ``path``, creating its directory; returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def modules_a_host_imports(config: Path, watch: Sequence[str], run_seconds: float = 0.0,
+                           cwd: Path | None = None) -> list[str]:
+    """Which of the modules ``watch`` a host imports, seen from a clean interpreter (``python -I``:
+    no test runner, no PYTHONPATH, no user site).
+
+    As ``tradehost run`` does: every plugin loaded and every command registered, the host opened from
+    ``config``, started, left running ``run_seconds``, stopped and closed."""
+    code = textwrap.dedent(f"""
+        import sys, time
+        from hostspec.app import App
+        app = App()
+        app.commands()
+        host = app.open_host({str(config)!r})
+        app.start(host)
+        time.sleep({run_seconds!r})
+        app.stop(host)
+        print(sorted(m for m in {tuple(watch)!r} if m in sys.modules))
+    """)
+    result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=cwd, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return ast.literal_eval(result.stdout.strip().splitlines()[-1])

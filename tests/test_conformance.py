@@ -7,15 +7,15 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from helpers import broker as broker_order
 
 from hostspec.broker import BrokerError
 from hostspec.model import OrderStatus, Position, Side
 from hostspec.testing import BrokerConformance
 from recon_plugin.brokers.kite.broker import KiteBroker
-from recon_plugin.brokers.kite.fixtures import SIM_ACCESS_TOKEN, SIM_API_KEY
 from recon_plugin.brokers.kite.statuses import STATUS_MAP
 from recon_plugin.brokers.paper import PaperExchange
+from recon_plugin.testing.kite_simulator import SIM_ACCESS_TOKEN, SIM_API_KEY
+from tests.helpers import broker as broker_order
 
 KITE_DOCUMENTED = ("PUT ORDER REQ RECEIVED", "AMO REQ RECEIVED", "VALIDATION PENDING", "OPEN PENDING", "OPEN",
                    "TRIGGER PENDING", "MODIFY VALIDATION PENDING", "MODIFY PENDING", "MODIFIED", "NOT MODIFIED",

@@ -20,11 +20,11 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
-from helpers import order, start_then_kill
 
 from hostspec.model import OrderStatus, Position, Side
 from recon_plugin.brokers.paper import PaperExchange
 from recon_plugin.stores.tinydb_store import TinyDBStore
+from tests.helpers import order, start_then_kill
 
 ROUNDS = int(os.environ.get("SOAK_ROUNDS", "25"))
 pytestmark = pytest.mark.soak

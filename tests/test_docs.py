@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from hostspec import hookspecs
 from hostspec.events import Payload, payload_class
 from recon_plugin import events, signals
+from tests.helpers import ROOT
 
-GUIDE = (Path(__file__).resolve().parent.parent / "docs" / "plugin-guide.md").read_text()
+GUIDE = (ROOT / "docs" / "plugin-guide.md").read_text()
 
 
 def test_every_hook_is_in_the_guide():

@@ -11,12 +11,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from helpers import order
-from test_host import ROOT, tradehost, write
-
 from hostspec.model import OrderStatus, Side
 from recon_plugin.brokers.paper import PaperExchange
 from recon_plugin.stores.tinydb_store import TinyDBStore
+from tests.helpers import ROOT, order, tradehost, write
 
 S = OrderStatus
 

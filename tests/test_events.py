@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from helpers import ScriptedBroker, advance, at, broker, order, state
 
 from hostspec import events
 from hostspec.broker import BrokerError, FailureKind
@@ -30,6 +29,7 @@ from recon_plugin.plan import Settings, Snapshot
 from recon_plugin.rules import Rule
 from recon_plugin.runner import Reconciler
 from recon_plugin.stores.tinydb_store import TinyDBStore
+from tests.helpers import ScriptedBroker, advance, at, broker, order, state
 
 S = OrderStatus
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
+import ast
 from pathlib import Path
 
 import pytest
@@ -13,20 +10,7 @@ import pytest
 from hostspec import hookimpl
 from hostspec.app import App
 from hostspec.cli import main
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def tradehost(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-              timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hostspec.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
+from tests.helpers import ROOT, modules_a_host_imports, tradehost, write
 
 
 def make_distribution(site: Path, name: str, module_source: str, ep_name: str | None = None) -> Path:
@@ -95,7 +79,7 @@ def test_yaml_is_loaded_safely(tmp_path, capsys):
 def test_unknown_broker_lists_the_installed_ones(config, capsys):
     path = config("broker:\n  name: nosuch\nstore:\n  path: STORE\n")
     assert main(["recon", "status", "--config", str(path)]) == 2
-    assert "installed: kite, paper" in capsys.readouterr().err
+    assert "installed: kite, kite-sim, paper" in capsys.readouterr().err
 
 
 def test_two_brokers_with_one_name_are_refused(config, capsys):
@@ -115,7 +99,7 @@ def test_two_brokers_with_one_name_are_refused(config, capsys):
 def test_builtin_plugins_load_through_the_installed_entry_points():
     result = tradehost("plugins")
     assert result.returncode == 0, result.stderr
-    for name in ("recon", "paper", "kite", "tinydb", "demo"):
+    for name in ("recon", "paper", "kite", "kite-sim", "tinydb", "demo"):
         assert f"{name:<10} recon-plugin" in result.stdout
 
 
@@ -145,7 +129,7 @@ def test_plugins_are_blocked_by_environment_and_by_config(tmp_path, config):
     assert "demo       disabled" in result.stdout
     path = config("broker:\n  name: kite\nstore:\n  path: STORE\nplugins:\n  disabled: [kite]\n")
     result = tradehost("recon", "status", "--config", str(path))
-    assert result.returncode == 2 and "unknown broker 'kite' (installed: paper" in result.stderr
+    assert result.returncode == 2 and "unknown broker 'kite' (installed: kite-sim, paper" in result.stderr
 
 
 def test_section_of_a_disabled_plugin_is_tolerated(config):
@@ -188,11 +172,44 @@ def test_every_sink_receives_every_event_even_when_one_raises(config):
     assert host.sink_failures["first"] == 3
 
 
+# -- what a host imports -----------------------------------------------------------------------------
+
+TEST_ONLY = ("pytest", "_pytest", "hypothesis", "hostspec.testing", "recon_plugin.testing.pytest_plugin")
+
+
 def test_paper_mode_never_loads_kiteconnect_or_twisted(config):
     path = config("store:\n  path: STORE\nplugins:\n  disabled: [demo]\n")
-    code = ("import sys; from hostspec.app import App; app = App(); app.commands(); "
-            f"host = app.open_host({str(path)!r}); app.start(host); app.stop(host); "
-            "print(sorted(m for m in ('kiteconnect', 'twisted') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert modules_a_host_imports(path, ("kiteconnect", "twisted")) == []
+
+
+def test_the_live_demo_never_loads_pytest_or_the_test_kit(tmp_path):
+    """The README's live demo (configs/live-sim.yaml, the kite-sim broker and the demo flow) runs on
+    ``pip install -e .`` alone: nothing it imports needs the test extra."""
+    loaded = modules_a_host_imports(ROOT / "configs" / "live-sim.yaml", (
+        *TEST_ONLY, "kiteconnect", "recon_plugin.testing.kite_simulator", "recon_plugin.testing.demo"),
+        run_seconds=2, cwd=tmp_path)
+    assert loaded == ["kiteconnect", "recon_plugin.testing.demo", "recon_plugin.testing.kite_simulator"]
+    assert (tmp_path / "var" / "live-sim" / "recon-state.json").exists()  # it ran where the config says
+
+
+def test_the_product_never_imports_its_test_tooling():
+    """Outside ``recon_plugin.testing``, no module imports it (a real broker can never start a fake),
+    and only the two test kits import pytest: ``hostspec.testing`` (for plugin authors' tests) and
+    ``recon_plugin.testing.pytest_plugin`` (loaded by pytest itself)."""
+    kits = {ROOT / "hostspec" / "testing.py", ROOT / "recon_plugin" / "testing" / "pytest_plugin.py"}
+    found = []
+    for path in sorted([*(ROOT / "hostspec").rglob("*.py"), *(ROOT / "recon_plugin").rglob("*.py")]):
+        tooling = ROOT / "recon_plugin" / "testing" in path.parents
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if (name.startswith("recon_plugin.testing") and not tooling) or (
+                        top in ("pytest", "_pytest", "hypothesis") and path not in kits):
+                    found.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert found == []

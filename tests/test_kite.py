@@ -8,17 +8,15 @@ import time
 from decimal import Decimal
 
 import pytest
-from helpers import order
 
 from hostspec.broker import BrokerError, FailureKind
 from hostspec.model import Mode, OrderStatus
 from recon_plugin.brokers.kite.broker import KiteBroker, RateLimiter
-from recon_plugin.brokers.kite.fixtures import SIM_ACCESS_TOKEN, SIM_API_KEY
-from recon_plugin.brokers.kite.simulator import FAULTS
 from recon_plugin.brokers.kite.statuses import STATUS_MAP, order_from_kite
 from recon_plugin.plan import Settings
 from recon_plugin.runner import Reconciler
-from recon_plugin.stores.tinydb_store import TinyDBStore
+from recon_plugin.testing.kite_simulator import FAULTS, SIM_ACCESS_TOKEN, SIM_API_KEY
+from tests.helpers import ROOT, order, tradehost, write
 
 S = OrderStatus
 
@@ -28,13 +26,6 @@ def kite(kite_sim):
     broker = KiteBroker(SIM_API_KEY, SIM_ACCESS_TOKEN, kite_sim.url, timeout=1.0)
     yield broker
     broker.close()
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = TinyDBStore(tmp_path / "state.json")
-    yield s
-    s.close()
 
 
 def reconciler(kite, store, mode=Mode.LIVE):
@@ -260,8 +251,6 @@ def test_queries_and_fetches_stay_under_ten_per_second(kite_sim, kite):
 # -- secrets ---------------------------------------------------------------------------------------
 
 def test_missing_credentials_name_the_variable_not_the_value(tmp_path):
-    from test_host import tradehost, write
-
     config = write(tmp_path / "live.yaml", f"""
         mode: live
         broker:
@@ -279,20 +268,18 @@ def test_missing_credentials_name_the_variable_not_the_value(tmp_path):
 def test_no_secret_appears_in_any_output_file_event_or_journal(tmp_path, kite_sim, caplog):
     """Plant recognisable credentials, run the live demo with faults (token errors, garbage bodies)
     and debug logging, then search everything produced."""
-    from test_host import tradehost, write
-
     api_key, token = "PLANTEDkey4821", "PLANTEDtoken7730"
     config = write(tmp_path / "live.yaml", f"""
         mode: live
         broker:
-          name: kite
-          kite: {{simulate: true, timeout_seconds: 1}}
+          name: kite-sim
+          kite-sim: {{api_key_env: PLANTED_KEY, access_token_env: PLANTED_TOKEN, timeout_seconds: 1}}
         store: {{path: {tmp_path / 'var' / 'state.json'}}}
         reconciliation: {{interval_seconds: 0.5, missing_grace_seconds: 1}}
         demo: {{enabled: true, orders: 6, interval_seconds: 0.5}}
     """)
     result = tradehost("-v", "run", "--config", str(config), "--duration", "8",
-                       env={"KITE_API_KEY": api_key, "KITE_ACCESS_TOKEN": token})
+                       env={"PLANTED_KEY": api_key, "PLANTED_TOKEN": token})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "order-filled" in result.stdout
     produced = result.stdout + result.stderr + "".join(
@@ -315,11 +302,72 @@ def test_no_secret_appears_in_any_output_file_event_or_journal(tmp_path, kite_si
     assert SIM_ACCESS_TOKEN not in " ".join(messages) + caplog.text
 
 
+# -- the simulator broker (kite-sim) and the real one -----------------------------------------------
+
+def test_the_real_kite_broker_has_no_switch_to_a_simulator(tmp_path):
+    config = write(tmp_path / "live.yaml", f"""
+        mode: live
+        broker:
+          name: kite
+          kite: {{simulate: true}}
+        store: {{path: {tmp_path / 's.json'}}}
+    """)
+    result = tradehost("recon", "status", "--config", str(config))
+    assert result.returncode == 2
+    assert ": broker.kite.simulate: unknown key" in result.stderr
+
+
+def test_the_simulator_broker_is_a_real_kite_broker_over_loopback_stopped_on_close(tmp_path):
+    from hostspec.app import App
+
+    config = write(tmp_path / "sim.yaml", f"""
+        mode: live
+        broker: {{name: kite-sim, kite-sim: {{timeout_seconds: 1}}}}
+        store: {{path: {tmp_path / 's.json'}}}
+        plugins: {{disabled: [demo]}}
+    """)
+    host = App().open_host(config)
+    try:
+        broker = host.broker
+        assert isinstance(broker, KiteBroker)
+        assert repr(broker).startswith("KiteBroker(root='http://127.0.0.1:")
+        assert broker.fetch_orders() == [] and broker.fetch_positions() == []
+    finally:
+        host.stop_requested.set()
+        host.close()
+    with pytest.raises(BrokerError) as caught:
+        broker.fetch_orders()  # the simulator stopped with the broker
+    assert caught.value.kind is FailureKind.TRANSIENT
+
+
+def test_the_demo_flow_never_trades_at_the_real_kite_broker(kite_sim, tmp_path, monkeypatch, caplog):
+    from hostspec.app import App
+
+    config = write(tmp_path / "live.yaml", f"""
+        mode: live
+        broker:
+          name: kite
+          kite: {{root: "{kite_sim.url}", timeout_seconds: 1}}
+        store: {{path: {tmp_path / 's.json'}}}
+        reconciliation: {{enabled: false}}
+        demo: {{enabled: true, orders: 3, interval_seconds: 0.01}}
+    """)
+    monkeypatch.setenv("KITE_API_KEY", SIM_API_KEY)
+    monkeypatch.setenv("KITE_ACCESS_TOKEN", SIM_ACCESS_TOKEN)
+    app = App()
+    host = app.open_host(config)
+    try:
+        app.start(host)
+        time.sleep(0.3)
+    finally:
+        app.stop(host)
+    assert "demo order flow runs against the paper or kite-sim brokers only" in caplog.text
+    assert not [r for r in kite_sim.requests if r[0] == "POST"]
+
+
 # -- commands ----------------------------------------------------------------------------------------
 
 def test_login_helper_prints_the_url_then_exchanges_the_request_token(kite_sim, tmp_path):
-    from test_host import tradehost, write
-
     config = write(tmp_path / "live.yaml", f"""
         mode: live
         broker:
@@ -370,12 +418,10 @@ def test_the_simulator_command_serves_the_real_client(tmp_path):
 
 
 def test_the_readme_live_demo_runs_to_a_clean_exit(tmp_path):
-    from test_host import ROOT, tradehost
-
     result = tradehost("run", "--config", str(ROOT / "configs" / "live-sim.yaml"), "--duration", "30",
                        cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "live mode, broker kite" in result.stdout
+    assert "live mode, broker kite-sim" in result.stdout
     for needle in ("order-filled", "order-external", "position-synced", "summary:"):
         assert needle in result.stdout, needle
     assert "Traceback" not in result.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from helpers import advance, at, broker, order, state
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +13,7 @@ from hostspec.model import OrderStatus, Position, Side
 from recon_plugin.engine import SyncMemo, plan_cycle
 from recon_plugin.plan import Settings, Snapshot
 from recon_plugin.resolve import effective_status
+from tests.helpers import advance, at, broker, order, state
 
 S = OrderStatus
 

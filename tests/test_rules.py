@@ -6,7 +6,6 @@ import logging
 from decimal import Decimal
 
 import pytest
-from helpers import ScriptedBroker, advance, at, broker, order, state
 
 from hostspec.model import LedgerEntry, Mode, OrderStatus, Position, Side
 from recon_plugin.engine import orders_to_query, plan_cycle
@@ -15,6 +14,7 @@ from recon_plugin.plan import PlanBuilder, Settings, Snapshot
 from recon_plugin.rules import Rule, Severity
 from recon_plugin.runner import Reconciler
 from recon_plugin.stores.tinydb_store import TinyDBStore
+from tests.helpers import ScriptedBroker, advance, at, broker, order, state
 
 S = OrderStatus
 

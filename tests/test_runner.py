@@ -8,24 +8,15 @@ import time
 from dataclasses import replace
 from decimal import Decimal
 
-import pytest
-from helpers import ScriptedBroker, broker, order
-
 from hostspec.broker import BrokerError, FailureKind
 from hostspec.model import ChangeSet, Event, Mode, OrderStatus, Position, utcnow
 from recon_plugin import signals
 from recon_plugin.plan import Settings
 from recon_plugin.runner import Reconciler
 from recon_plugin.stores.tinydb_store import TinyDBStore
+from tests.helpers import ScriptedBroker, broker, order, write
 
 S = OrderStatus
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = TinyDBStore(tmp_path / "state.json")
-    yield s
-    s.close()
 
 
 def make(store, book=(), mode=Mode.PAPER, interval=0.05, dry_run=False, **kwargs):
@@ -237,8 +228,6 @@ def test_the_reconciler_only_reads_the_broker(store):
 
 
 def test_disabled_reconciliation_starts_nothing(tmp_path):
-    from test_host import write
-
     from hostspec.app import App
     from recon_plugin.plugin import reconciler_for
 

@@ -13,21 +13,14 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from helpers import order, start_then_kill
 
 from hostspec.errors import ResourceBusyError
 from hostspec.model import ChangeSet, Event, JournalEntry, LedgerEntry, OrderStatus, Position, utcnow
 from hostspec.store import ConflictError, StoreError
 from recon_plugin.stores.tinydb_store import TinyDBStore
+from tests.helpers import order, start_then_kill
 
 SOAK_ROUNDS = int(os.environ.get("SOAK_ROUNDS", "25"))
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = TinyDBStore(tmp_path / "state.json")
-    yield s
-    s.close()
 
 
 def test_file_is_private_and_versioned(store, tmp_path):

@@ -1,5 +1,5 @@
-"""The shape of the house: no import circle (``TYPE_CHECKING`` imports included), a contract that
-imports nothing of the machinery, and test tooling only inside packages named ``testing``."""
+"""The shape of the house: no import circle (``TYPE_CHECKING`` imports included) and a contract that
+imports nothing of the machinery. (Test tooling only inside packages named ``testing``: test_host.)"""
 
 from __future__ import annotations
 
@@ -92,20 +92,3 @@ def test_the_contract_imports_nothing_of_the_machinery(module: str) -> None:
             reachable.add(nxt)
             todo.append(nxt)
     assert not reachable & (MACHINERY | {m for m in graph if m.startswith("recon_plugin")})
-
-
-def _imported_roots(path: Path) -> set[str]:
-    roots: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            roots |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            roots.add(node.module.split(".")[0])
-    return roots
-
-
-def test_only_testing_packages_import_pytest() -> None:
-    test_only = {"pytest", "hypothesis"}
-    offenders = [name for name, path in _modules().items()
-                 if ".testing" not in f".{name}" and _imported_roots(path) & test_only]
-    assert offenders == []

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hostspec.broker import BrokerError, FailureKind
-from hostspec.config import ConfigError
+from hostspec.errors import ConfigError
+from hostspec.host import Host
 from hostspec.model import BrokerOrder, Position, Side
 from hostspec.secrets import redact, register_secret
+from recon_plugin.brokers.kite.settings import KiteSettings
 from recon_plugin.brokers.kite.statuses import OrderParser, order_from_kite, position_from_kite
 
 log = logging.getLogger(__name__)
@@ -179,10 +181,10 @@ class KiteBroker:
     def place_order(self, *, tag: str | None, exchange: str, symbol: str, product: str, side: Side,
                     quantity: int, price: Decimal | None = None) -> str:
         order_type = "MARKET" if price is None else "LIMIT"
-        return self._call("POST /orders/regular", lambda: self._kite.place_order(
+        return str(self._call("POST /orders/regular", lambda: self._kite.place_order(
             variety="regular", exchange=exchange, tradingsymbol=symbol, transaction_type=side.value,
             quantity=quantity, product=product, order_type=order_type,
-            price=float(price) if price is not None else None, tag=tag))
+            price=float(price) if price is not None else None, tag=tag)))
 
     def cancel_order(self, broker_order_id: str) -> None:
         self._call(f"DELETE /orders/regular/{broker_order_id}",
@@ -214,25 +216,18 @@ def secret_from_env(variable: str, config_key: str, config_path: Path) -> str:
     return value
 
 
-def open_kite_broker(host: Any) -> KiteBroker:
-    """The configured Kite broker; with ``simulate: true``, one talking to an in-process simulator
-    (and then, only then, fixed demo credentials stand in for unset variables)."""
-    section = host.config.section("broker.kite")
+def open_kite_broker(host: Host) -> KiteBroker:
+    """The configured Kite broker: the configured API root, credentials from the environment (or the
+    token file). It never starts a simulator: the live demo's broker is ``kite-sim``."""
+    settings = host.config.get(KiteSettings)
     path = host.config.path
-    if section["simulate"]:
-        from recon_plugin.brokers.kite.simulator import start_demo_simulator
-
-        api_key = os.environ.get(section["api_key_env"]) or "sim_api_key"
-        token = os.environ.get(section["access_token_env"]) or "sim_access_token"
-        sim = start_demo_simulator(api_key, token, host)
-        return KiteBroker(api_key, token, sim.url, section["timeout_seconds"], on_close=sim.stop)
-    api_key = secret_from_env(section["api_key_env"], "broker.kite.api_key_env", path)
-    token_file = Path(section["access_token_file"]) if section["access_token_file"] else None
-    token = os.environ.get(section["access_token_env"]) or (
+    api_key = secret_from_env(settings.api_key_env, "broker.kite.api_key_env", path)
+    token_file = Path(settings.access_token_file) if settings.access_token_file else None
+    token = os.environ.get(settings.access_token_env) or (
         token_file.read_text().strip() if token_file and token_file.exists() else "")
     if not token:
         raise ConfigError(path, "broker.kite.access_token_env",
-                          f"environment variable {section['access_token_env']} is not set"
+                          f"environment variable {settings.access_token_env} is not set"
                           + (f" and {token_file} does not exist" if token_file else ""))
-    return KiteBroker(api_key, token, section["root"], section["timeout_seconds"],
-                      access_token_env=section["access_token_env"], access_token_file=token_file)
+    return KiteBroker(api_key, token, settings.root, settings.timeout_seconds,
+                      access_token_env=settings.access_token_env, access_token_file=token_file)

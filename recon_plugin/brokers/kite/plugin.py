@@ -1,4 +1,4 @@
-"""The Kite Connect broker plugin (registered as ``kite``), its login helper and its simulator command.
+"""The Kite Connect broker plugin (registered as ``kite``) and its login helper.
 
 ``kiteconnect`` (and with it Twisted) is imported only when a Kite broker or command is actually
 used, so paper mode never loads it.
@@ -8,84 +8,71 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from hostspec import hookimpl
-from hostspec.commands import Command
-from hostspec.commands import HostOpener as App
-from hostspec.config import Option, Schema
+from hostspec.broker import Broker
+from hostspec.calendar import MarketCalendar
+from hostspec.commands import Command, HostOpener
+from hostspec.config import Config, Section
+from hostspec.hookspecs import BrokerFactory
 from hostspec.host import Host
-
-SCHEMA: Schema = {
-    "api_key_env": Option(str, "KITE_API_KEY", "environment variable holding the API key"),
-    "access_token_env": Option(str, "KITE_ACCESS_TOKEN", "environment variable holding the access token"),
-    "api_secret_env": Option(str, "KITE_API_SECRET", "environment variable holding the API secret "
-                                                     "(tradehost kite login only)"),
-    "root": Option(str, "https://api.kite.trade", "API root (a local simulator's URL in tests)"),
-    "timeout_seconds": Option(float, 7.0, "HTTP timeout per request", minimum=0.1),
-    "access_token_file": Option(str, None, "a file holding the access token, re-read when the session "
-                                           "expires (tradehost kite login --token-file writes it)", nullable=True),
-    "simulate": Option(bool, False, "start a local Kite Connect simulator in this process and trade against it "
-                                    "(the live demo); never touches the real API"),
-}
+from recon_plugin.brokers.kite.settings import KiteSettings
+from recon_plugin.calendars.india import IndiaCalendar
 
 
 @hookimpl
-def hostspec_config_schema() -> dict[str, Schema]:
-    return {"broker.kite": SCHEMA}
+def hostspec_config_schema() -> Mapping[str, Section]:
+    return {"broker.kite": KiteSettings}
 
 
-def open_kite(host: Host) -> Any:
+@hookimpl
+def hostspec_market_calendar(config: Config) -> MarketCalendar | None:
+    """Kite trades the Indian exchanges: it follows their calendar."""
+    return IndiaCalendar.from_config(config) if config.broker.name == "kite" else None
+
+
+def open_kite(host: Host) -> Broker:
     from recon_plugin.brokers.kite.broker import open_kite_broker
 
     return open_kite_broker(host)
 
 
 @hookimpl
-def hostspec_register_brokers(register: Any) -> None:
+def hostspec_register_brokers(register: Callable[[str, BrokerFactory], None]) -> None:
     register("kite", open_kite)
 
 
 # -- tradehost kite login ----------------------------------------------------------------------------
 
-def _setup_kite(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="kite_command", metavar="ACTION", required=True)
-    login = sub.add_parser(
-        "login", help="get today's access token",
-        description="Without --request-token: print the Kite login URL. After logging in there, Kite "
-                    "redirects to your app with ?request_token=...; run again with it to exchange it for "
-                    "an access token (the API secret is read from the environment variable named by "
-                    "broker.kite.api_secret_env).")
-    login.add_argument("--config", required=True, metavar="PATH", help="the YAML configuration file")
-    login.add_argument("--request-token", metavar="TOKEN", help="the request_token from the login redirect")
-    login.add_argument("--token-file", metavar="PATH", type=Path,
-                       help="write the access token to this file (mode 0600) instead of printing an export line")
+def _setup_login(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--request-token", metavar="TOKEN", help="the request_token from the login redirect")
+    parser.add_argument("--token-file", metavar="PATH", type=Path,
+                        help="write the access token to this file (mode 0600) instead of printing an export line")
 
 
-def _run_kite(args: argparse.Namespace, app: App) -> int:
+def _login(args: argparse.Namespace, app: HostOpener) -> int:
     from kiteconnect import KiteConnect
 
     from recon_plugin.brokers.kite.broker import classify, secret_from_env
 
-    host = app.open_host(args.config, read_only=True, with_broker=False)
-    host.close()
-    section, path = host.config.section("broker.kite"), host.config.path
-    api_key = secret_from_env(section["api_key_env"], "broker.kite.api_key_env", path)
-    kite = KiteConnect(api_key=api_key, root=section["root"], timeout=section["timeout_seconds"])
+    with app.open_host(args.config, read_only=True, with_broker=False) as host:
+        settings, path = host.config.get(KiteSettings), host.config.path
+    api_key = secret_from_env(settings.api_key_env, "broker.kite.api_key_env", path)
+    kite = KiteConnect(api_key=api_key, root=settings.root, timeout=settings.timeout_seconds)
     if not args.request_token:
         print(f"1. Log in at: {kite.login_url()}")
         print("2. Copy request_token from the redirect URL, then run:")
         print(f"   tradehost kite login --config {args.config} --request-token TOKEN")
         return 0
-    secret = secret_from_env(section["api_secret_env"], "broker.kite.api_secret_env", path)
+    secret = secret_from_env(settings.api_secret_env, "broker.kite.api_secret_env", path)
     try:
         session = kite.generate_session(args.request_token, api_secret=secret)
     except Exception as exc:
         print(f"kite login: {classify('POST /session/token', exc)}", file=sys.stderr)
         return 1
-    token = session["access_token"]
+    token = str(session["access_token"])
     if args.token_file:
         from recon_plugin.atomicfile import atomic_write
 
@@ -94,43 +81,19 @@ def _run_kite(args: argparse.Namespace, app: App) -> int:
               f"broker.kite.access_token_file to it, and a running host picks it up by itself")
     else:
         print("kite login: export this in the shell that runs tradehost (valid until 6 AM tomorrow):")
-        print(f"export {section['access_token_env']}={token}")
+        print(f"export {settings.access_token_env}={token}")
     return 0
 
 
-# -- tradehost kite-sim ------------------------------------------------------------------------------
-
-def _setup_sim(parser: argparse.ArgumentParser) -> None:
-    from recon_plugin.brokers.kite.simulator import FAULTS
-
-    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0: any)")
-    parser.add_argument("--auto", action="store_true", help="evolve orders by themselves (ack, fills, cancels)")
-    parser.add_argument("--api-key", default="sim_api_key", help="the API key it accepts")
-    parser.add_argument("--access-token", default="sim_access_token", help="the access token it accepts")
-    parser.add_argument("--duration", type=float, help="stop after this many seconds")
-    parser.epilog = "Faults it can inject (from Python: sim.inject(name)): " + "; ".join(
-        f"{k}: {v}" for k, v in FAULTS.items())
-
-
-def _run_sim(args: argparse.Namespace, app: App) -> int:
-    from recon_plugin.brokers.kite.simulator import KiteSimulator
-
-    sim = KiteSimulator(api_key=args.api_key, access_token=args.access_token, auto=args.auto)
-    url = sim.start(args.port)
-    print(f"kite-sim: serving Kite Connect at {url} (root for the client); API key {args.api_key!r}, "
-          f"access token {args.access_token!r}; Ctrl-C to stop", flush=True)
-    done = threading.Event()
-    try:
-        done.wait(args.duration)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
-    return 0
+KITE_COMMAND = Command("kite", "Kite Connect helpers (login for today's access token)", subcommands=(
+    Command("login", "get today's access token", _setup_login, _login, uses_config=True,
+            description="Without --request-token: print the Kite login URL. After logging in there, Kite "
+                        "redirects to your app with ?request_token=...; run again with it to exchange it for "
+                        "an access token (the API secret is read from the environment variable named by "
+                        "broker.kite.api_secret_env)."),
+))
 
 
 @hookimpl
-def hostspec_register_commands(register: Any) -> None:
-    register(Command("kite", "Kite Connect helpers (login for today's access token)", _setup_kite, _run_kite))
-    register(Command("kite-sim", "serve a local Kite Connect simulator for tests and demos", _setup_sim, _run_sim))
-
+def hostspec_register_commands(register: Callable[[Command], None]) -> None:
+    register(KITE_COMMAND)

@@ -99,7 +99,8 @@ _ROW_KEY = itemgetter(*_FIELDS)
 
 def _row_key(row: dict[str, Any]) -> tuple[Any, ...]:
     try:
-        return _ROW_KEY(row)
+        key: tuple[Any, ...] = _ROW_KEY(row)
+        return key
     except KeyError:  # a row without an optional field: slower, same meaning
         return tuple(row.get(f) for f in _FIELDS)
 

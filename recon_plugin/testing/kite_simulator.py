@@ -7,8 +7,9 @@ only. Its order book evolves, by the test's hand (``fill``, ``set_status``, ``ca
 itself (``auto=True``), with consistent trades and positions. Every fault of the client's failure
 matrix can be injected on demand (``inject``): see ``FAULTS``.
 
-Run it with ``tradehost kite-sim --port PORT``, or in tests with the ``kite_sim`` fixture
-(``pytest_plugins = ["recon_plugin.brokers.kite.fixtures"]``).
+Run it with ``tradehost kite-sim --port PORT``, or in tests with the ``kite_sim`` fixture (from
+``recon_plugin.testing.pytest_plugin``, which pytest loads by itself). It uses the standard library
+only, so a live demo can serve it without any test dependency.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from urllib.parse import parse_qs, urlsplit
 
 log = logging.getLogger(__name__)
 IST = timezone(timedelta(hours=5, minutes=30))
+
+# The credentials of the ``kite_sim`` fixture's simulator: recognisable, so that a test can search
+# for them in everything produced (they must never appear).
+SIM_API_KEY = "simkey_7Qx2"
+SIM_ACCESS_TOKEN = "simtoken_Zr81pW"
 
 FAULTS = {
     "429": "HTTP 429 NetworkException 'Too many requests' (rate limit)",
@@ -437,24 +443,3 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-
-def start_demo_simulator(api_key: str, access_token: str, host: Any) -> KiteSimulator:
-    """For ``broker.kite.simulate: true``: an automatic simulator in this process, with an external
-    order and a position drift scheduled so that the live demo has them to find. The broker that
-    talks to it stops it when it is closed."""
-    sim = KiteSimulator(api_key=api_key, access_token=access_token, auto=True, tick_seconds=1.0, seed=3)
-    url = sim.start()
-
-    def scenario() -> None:
-        if host.stop_requested.wait(6):
-            return
-        sim.add_order(symbol="TCS", side="SELL", quantity=15, status="OPEN PENDING")  # from another app
-        log.info("kite-sim: an order was placed from another app")
-        if host.stop_requested.wait(4):
-            return
-        sim.adjust_position("NSE", "INFY", "CNC", 5)
-        log.info("kite-sim: 5 INFY moved into CNC outside the order book (a product conversion)")
-
-    threading.Thread(target=scenario, name="kite-sim-scenario", daemon=True).start()
-    log.info("kite-sim: simulating Kite Connect at %s (live mode, nothing leaves this machine)", url)
-    return sim

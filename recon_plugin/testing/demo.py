@@ -11,6 +11,9 @@ scenarios cycle in a fixed order so a 30-second run shows each kind of discrepan
   no broker id (reconciliation finds it by its tag);
 - ``external``: placed at the broker as if from another app, never recorded (adopted as external);
 - ``cancel-later``: cancelled at the broker a few seconds later; the flow misses the confirmation.
+
+It is demo tooling, not part of reconciliation, hence ``recon_plugin.testing``; it still loads as the
+``demo`` plugin (entry point in the ``hostspec`` group) and does nothing unless ``demo.enabled``.
 """
 
 from __future__ import annotations
@@ -19,37 +22,41 @@ import logging
 import random
 import threading
 import time
-from dataclasses import replace
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from hostspec import hookimpl
 from hostspec.broker import BrokerError
-from hostspec.config import Option, Schema
+from hostspec.config import Section, setting
 from hostspec.host import Host
 from hostspec.model import Event, Order, OrderStatus, Side, stable_id, utcnow
 from hostspec.store import ConflictError, StoreError
+from recon_plugin.events import DemoFlow as DemoFlowPayload
 
 log = logging.getLogger("demo")
 SCENARIOS = ("normal", "normal", "never-sent", "response-lost", "external", "cancel-later", "normal", "normal")
 CANCEL_AFTER_SECONDS = 3.0
+BROKERS = ("paper", "kite-sim")  # simulated venues only: the flow never places an order at a real broker
 
-SCHEMA: Schema = {
-    "enabled": Option(bool, False, "run the demo order flow (paper or simulated Kite only)"),
-    "orders": Option(int, 10, "how many orders to place", minimum=0),
-    "interval_seconds": Option(float, 1.5, "seconds between orders", minimum=0.01),
-    "seed": Option(int, 11, "seed for symbols, sides and quantities"),
-    "symbols": Option(list, ["INFY", "TCS", "RELIANCE", "SBIN"], "symbols to trade", items=str),
-}
+@dataclass(frozen=True)
+class DemoSettings:
+    """The ``demo`` section."""
+
+    enabled: bool = setting(False, "run the demo order flow (paper or kite-sim broker only)")
+    orders: int = setting(10, "how many orders to place", minimum=0)
+    interval_seconds: float = setting(1.5, "seconds between orders", minimum=0.01)
+    seed: int = setting(11, "seed for symbols, sides and quantities")
+    symbols: tuple[str, ...] = setting(("INFY", "TCS", "RELIANCE", "SBIN"), "symbols to trade")
 
 
 class DemoFlow:
-    def __init__(self, host: Host, section: dict[str, Any]) -> None:
+    def __init__(self, host: Host, settings: DemoSettings) -> None:
         assert host.broker is not None and host.store is not None
         self.host = host
         self.broker = host.broker
         self.store = host.store
-        self.section = section
-        self.rng = random.Random(section["seed"])
+        self.settings = settings
+        self.rng = random.Random(settings.seed)
         self.cancels: list[tuple[float, str]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-flow", daemon=True)
@@ -62,7 +69,7 @@ class DemoFlow:
         self._thread.join(5)
 
     def _run(self) -> None:
-        for i in range(self.section["orders"]):
+        for i in range(self.settings.orders):
             if self._stop.is_set():
                 return
             try:
@@ -70,28 +77,29 @@ class DemoFlow:
             except (BrokerError, StoreError) as exc:
                 log.warning("demo order %d failed: %s", i + 1, exc)
             self._cancel_due()
-            self._stop.wait(self.section["interval_seconds"])
+            self._stop.wait(self.settings.interval_seconds)
         while self.cancels and not self._stop.wait(0.5):
             self._cancel_due()
 
     def place(self, i: int) -> None:
         scenario = SCENARIOS[i % len(SCENARIOS)]
         order_id = f"D-{i + 1:04d}"
-        symbol = self.rng.choice(self.section["symbols"])
+        symbol = self.rng.choice(self.settings.symbols)
         side = self.rng.choice((Side.BUY, Side.SELL))
         quantity = self.rng.randint(1, 10) * 5
-        spec = {"exchange": "NSE", "symbol": symbol, "product": "CNC", "side": side, "quantity": quantity}
         if scenario == "external":
-            broker_id = self.broker.place_order(tag=None, **spec)
+            broker_id = self.broker.place_order(tag=None, exchange="NSE", symbol=symbol, product="CNC", side=side,
+                                                quantity=quantity)
             self._say(f"{broker_id} {symbol} {side} {quantity} placed from another app (not recorded locally)")
             return
         now = utcnow()
-        self.store.record_order(Order(order_id=order_id, status=OrderStatus.PENDING, created_at=now,
-                                      updated_at=now, **spec))
+        self.store.record_order(Order(order_id=order_id, exchange="NSE", symbol=symbol, product="CNC", side=side,
+                                      quantity=quantity, status=OrderStatus.PENDING, created_at=now, updated_at=now))
         if scenario == "never-sent":
             self._say(f"{order_id} {symbol} {side} {quantity} recorded; submit timed out before reaching the broker")
             return
-        broker_id = self.broker.place_order(tag=order_id, price=None, **spec)
+        broker_id = self.broker.place_order(tag=order_id, exchange="NSE", symbol=symbol, product="CNC", side=side,
+                                            quantity=quantity, price=None)
         if scenario == "response-lost":
             self._say(f"{order_id} {symbol} {side} {quantity} sent; the response was lost (no broker id locally)")
             return
@@ -125,27 +133,26 @@ class DemoFlow:
                 self._say(f"{broker_id} cancel refused: {exc}")
 
     def _say(self, summary: str) -> None:
-        self.host.emit(Event(stable_id("demo", summary), "demo-flow", utcnow(), {"summary": summary}))
+        self.host.emit(Event.of(DemoFlowPayload(summary=summary), stable_id("demo", summary), utcnow()))
 
 
 _flows: dict[int, DemoFlow] = {}
 
 
 @hookimpl
-def hostspec_config_schema() -> dict[str, Schema]:
-    return {"demo": SCHEMA}
+def hostspec_config_schema() -> Mapping[str, Section]:
+    return {"demo": DemoSettings}
 
 
 @hookimpl
 def hostspec_startup(host: Host) -> None:
-    section = host.config.section("demo")
-    if not section["enabled"]:
+    settings = host.config.get(DemoSettings)
+    if not settings.enabled:
         return
-    simulated = host.config["broker"]["name"] == "kite" and host.config.section("broker.kite").get("simulate")
-    if host.config["broker"]["name"] != "paper" and not simulated:
-        log.warning("the demo order flow runs against the paper broker or a simulated Kite only; not started")
+    if host.config.broker.name not in BROKERS:
+        log.warning("the demo order flow runs against the %s brokers only; not started", " or ".join(BROKERS))
         return
-    flow = DemoFlow(host, section)
+    flow = DemoFlow(host, settings)
     _flows[id(host)] = flow
     flow.start()
 
