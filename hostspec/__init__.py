@@ -12,7 +12,7 @@ and an entry point in the ``hostspec`` group. The specs and their contracts are 
 ``hostspec.hookspecs``; the broker and store protocols in ``hostspec.broker`` and ``hostspec.store``.
 """
 
-from hostspec.broker import Broker, BrokerError, FailureKind
+from hostspec.broker import Broker, BrokerError, FailureKind, HoldingsBroker
 from hostspec.commands import Command, HostOpener
 from hostspec.config import Config, Option, setting
 from hostspec.errors import ConfigError, HostError, PluginError, ResourceBusyError
@@ -23,6 +23,7 @@ from hostspec.model import (
     ChangeSet,
     Event,
     Fill,
+    Holding,
     JournalEntry,
     LedgerEntry,
     LocalState,
@@ -47,6 +48,8 @@ __all__ = [
     "Event",
     "FailureKind",
     "Fill",
+    "Holding",
+    "HoldingsBroker",
     "Host",
     "HostError",
     "HostOpener",

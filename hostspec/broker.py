@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from hostspec.errors import HostError
-from hostspec.model import BrokerOrder, Position, Side
+from hostspec.model import BrokerOrder, Holding, Position, Side
 
 
 class FailureKind(StrEnum):
@@ -73,4 +73,18 @@ class Broker(Protocol):
 
     def close(self) -> None:
         """Release connections and files. Called once, at host shutdown."""
+        ...
+
+
+@runtime_checkable
+class HoldingsBroker(Protocol):
+    """Optional: a broker that reports delivery holdings (``isinstance(broker, HoldingsBroker)``).
+
+    A broker without it keeps the behaviour of a host with no holdings: a delivery (CNC) position
+    that leaves the broker's positions overnight is then drift like any other.
+    """
+
+    def fetch_holdings(self) -> list[Holding]:
+        """Every holding in the account (one request). Raises ``BrokerError``, never ``[]``, when it
+        cannot tell. Read at startup and after a trading day ends, not every cycle."""
         ...

@@ -210,6 +210,26 @@ class Position:
                         self.buy_qty, self.buy_value, self.sell_qty + quantity, self.sell_value + value)
 
 
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """Delivery (CNC) stock held in the demat account, as the broker reports it the day after the buy.
+
+    ``quantity`` is everything held: ``t1_quantity`` (bought, not yet delivered: T+1) plus
+    ``realised_quantity`` (delivered). ``average_price`` is the broker's, exact.
+    """
+
+    exchange: str
+    symbol: str
+    quantity: int
+    t1_quantity: int = 0
+    realised_quantity: int = 0
+    average_price: Decimal = ZERO
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.exchange, self.symbol)
+
+
 def positions_from_fills(orders: Iterable[BrokerOrder]) -> list[Position]:
     """Net positions implied by the cumulative fills of ``orders``, one per (exchange, symbol,
     product): for a broker (a simulator, a replay) that has no positions of its own to report."""
