@@ -122,7 +122,7 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
     for bo in m.unmatched:
         reconcile_external(b, bo)
     if settings.mode is Mode.LIVE and snapshot.positions is not None:
-        reconcile_positions(b, snapshot.positions)
+        reconcile_positions(b, snapshot.positions, snapshot.holdings)
     return b.build()
 
 

@@ -21,6 +21,7 @@ from hostspec.model import (
     ChangeSet,
     Event,
     Fill,
+    Holding,
     InstrumentKey,
     JournalEntry,
     LedgerEntry,
@@ -44,6 +45,8 @@ class Snapshot:
     order id: the broker's latest state of the order, or None when the broker does not know it.
     ``calendar`` is the market calendar the broker's markets follow (None: no trading days): with
     ``fetched_at`` it says which trading day each order belongs to and whether that day has ended.
+    ``holdings``: the broker's delivery holdings as last read (at startup and after each trading
+    day), or None when the broker reports none; they explain a delivery position's overnight move.
     """
 
     orders: list[BrokerOrder]
@@ -51,6 +54,7 @@ class Snapshot:
     positions: list[Position] | None = None
     queried: dict[str, BrokerOrder | None] = field(default_factory=dict)
     calendar: MarketCalendar | None = None
+    holdings: list[Holding] | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from typing import TypedDict
 from hostspec.model import (
     BrokerOrder,
     Fill,
+    Holding,
+    InstrumentKey,
     LedgerEntry,
     Order,
     OrderStatus,
@@ -290,15 +292,49 @@ def reconcile_external(b: PlanBuilder, bo: BrokerOrder) -> None:
                   status=S.SUBMITTED if status is S.UNKNOWN else S.PENDING,
                   created_at=bo.placed_at or b.now, updated_at=b.now, broker_order_id=bo.broker_order_id,
                   external=True)
-    b.decide(R.EXTERNAL_ADOPTED, "adopted as a local order", None, bo, event=OrderExternal(
+    square_off = _is_square_off(b, bo)
+    rule, action = (R.SQUARE_OFF, "adopted as the broker's square-off") if square_off else (
+        R.EXTERNAL_ADOPTED, "adopted as a local order")
+    b.decide(rule, action, None, bo, event=OrderExternal(
         order_id=order.order_id, symbol=bo.symbol, broker_order_id=bo.broker_order_id, side=bo.side,
-        quantity=bo.quantity, status=status, action="adopted",
-        summary=f"{order.order_id} {bo.symbol} {bo.side} {bo.quantity} adopted ({bo.raw_status})"))
+        quantity=bo.quantity, status=status, action="square-off" if square_off else "adopted",
+        summary=f"{order.order_id} {bo.symbol} {bo.side} {bo.quantity} adopted ({bo.raw_status})"
+                + (" [square-off]" if square_off else "")))
     b.orders[order.order_id] = order  # version 0: a new order
     reconcile_seen(b, order, bo)
 
 
-def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> None:
+def _is_square_off(b: PlanBuilder, bo: BrokerOrder) -> bool:
+    """An intraday (MIS) order placed elsewhere at or after the broker's square-off time: the broker's
+    own exit of the position (Zerodha squares off MIS from 15:20 for equity)."""
+    if b.calendar is None or bo.product != "MIS" or bo.placed_at is None:
+        return False
+    day = b.calendar.trading_date(bo.placed_at, bo.exchange)
+    return bo.placed_at >= b.calendar.square_off_time(day, bo.exchange)
+
+
+def _drift_cause(key: InstrumentKey, diffs: dict[InstrumentKey, tuple[int, int]], drifted: list[InstrumentKey],
+                 holdings: dict[tuple[str, str], Holding] | None) -> tuple[Rule, str]:
+    """Why a persistent position mismatch happened, when the evidence says: a delivery position that
+    moved into holdings overnight, or a conversion between two products of one instrument. Anything
+    else is unexplained drift, for a person."""
+    exchange, symbol, product = key
+    local_qty, broker_qty = diffs[key]
+    gone = local_qty - broker_qty
+    held = holdings.get((exchange, symbol)) if holdings is not None else None
+    if product == "CNC" and gone > 0 and held is not None and held.quantity >= gone:
+        return R.SETTLEMENT, (f"{gone} {symbol} moved into holdings (T1 {held.t1_quantity}, delivered "
+                              f"{held.realised_quantity}): local {local_qty} -> broker {broker_qty}")
+    for other in drifted:
+        other_local, other_broker = diffs[other]
+        if other != key and other[:2] == key[:2] and other_broker - other_local == gone:
+            return R.PRODUCT_CONVERSION, (f"{abs(gone)} {symbol} converted between {product} and {other[2]}: "
+                                          f"local {local_qty} -> broker {broker_qty}")
+    return R.POSITION_DRIFT, f"local {local_qty} -> broker {broker_qty}"
+
+
+def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
+                        holdings: list[Holding] | None = None) -> None:
     """Live mode: compare net quantities per (exchange, symbol, product), after this cycle's fills.
 
     A mismatch must be seen in ``position_mismatch_cycles`` consecutive cycles with the same figures
@@ -322,9 +358,9 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> Non
         same = seen and seen["local"] == local_qty and seen["broker"] == broker_qty
         new_watch[key_str(key)] = {"local": local_qty, "broker": broker_qty,
                                    "cycles": seen["cycles"] + 1 if same else 1}
-    unresolved = {o.key for o in {**b.state.orders, **b.orders}.values()
-                  if o.missing_count or o.status is S.LOST or o.open_discrepancy}
-    persistent = [k for k in diffs if new_watch[key_str(k)]["cycles"] >= b.settings.position_mismatch_cycles]
+    unresolved = {o.key for o in {**b.state.orders, **b.orders}.values()  # an EXPIRED order's fills are final
+                  if (o.missing_count or o.status is S.LOST or o.open_discrepancy) and o.status is not S.EXPIRED}
+    persistent = sorted(k for k in diffs if new_watch[key_str(k)]["cycles"] >= b.settings.position_mismatch_cycles)
     for key in persistent:
         if key in unresolved and new_watch[key_str(key)]["cycles"] == b.settings.position_mismatch_cycles:
             local_qty, broker_qty = diffs[key]
@@ -343,10 +379,12 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position]) -> Non
     if not drifted:
         return
     differences: list[PositionDifference] = []
+    held = {h.key: h for h in holdings} if holdings is not None else None
     for key in drifted:
         local_qty, broker_qty = diffs[key]
-        b.decide(R.POSITION_DRIFT, f"local {local_qty} -> broker {broker_qty}", None, None,
-                 symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
+        rule, action = _drift_cause(key, diffs, drifted, held)
+        b.decide(rule, action, None, None, symbol=key_str(key), local={"quantity": local_qty},
+                 broker={"quantity": broker_qty})
         b.positions[key] = broker.get(key) or Position(*key)
         differences.append({"key": key_str(key), "local": local_qty, "broker": broker_qty,
                             "delta": broker_qty - local_qty})

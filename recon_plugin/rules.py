@@ -99,6 +99,9 @@ class Rule(StrEnum):
 
     # -- a broker order no local order accounts for ---------------------------------------------
     EXTERNAL_ADOPTED = _rule("external-adopted", Severity.INFO, "placed from another app: adopted as ext-<id>")
+    SQUARE_OFF = _rule("square-off", Severity.INFO,
+                       "the broker's own exit of an intraday (MIS) position at its square-off time: adopted as "
+                       "ext-<id>, marked as such")
     EXTERNAL_REPORTED = _rule("external-reported", Severity.WARNING,
                               "placed from another app, with external_orders: report: reported once, not adopted",
                               reported=True)
@@ -107,7 +110,14 @@ class Rule(StrEnum):
     POSITION_MISMATCH = _rule("position-mismatch", Severity.WARNING,
                               "local and broker positions differ: watched, rebuilt if it persists")
     POSITION_DRIFT = _rule("position-drift", Severity.WARNING,
-                           "a position mismatch persisted with the same figures: rebuilt from the broker's")
+                           "a position mismatch persisted with the same figures and no known cause (a corporate "
+                           "action, a missed trade): rebuilt from the broker's")
+    SETTLEMENT = _rule("settlement", Severity.INFO,
+                       "a delivery (CNC) position left the broker's positions for its holdings (T1) after its "
+                       "trading day: rebuilt from the broker's")
+    PRODUCT_CONVERSION = _rule("product-conversion", Severity.INFO,
+                               "a quantity moved between two products of one instrument with no order (a conversion "
+                               "at the broker): both rebuilt from the broker's")
     POSITION_DRIFT_DEFERRED = _rule("position-drift-deferred", Severity.INFO,
                                     "a persistent mismatch on a key with an unresolved order: its fills come first")
 

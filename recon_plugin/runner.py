@@ -17,14 +17,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from hostspec.broker import Broker, BrokerError, FailureKind
+from hostspec.broker import Broker, BrokerError, FailureKind, HoldingsBroker
 from hostspec.calendar import Clock, MarketCalendar, SystemClock
 from hostspec.events import Payload
 from hostspec.host import Host
-from hostspec.model import BrokerOrder, ChangeSet, Event, Mode, OrderStatus, stable_id
+from hostspec.model import BrokerOrder, ChangeSet, Event, Holding, Mode, OrderStatus, stable_id
 from hostspec.store import ConflictError, StateStore, StoreError
 from recon_plugin import signals
 from recon_plugin.engine import SyncMemo, orders_to_query, plan_cycle
@@ -39,6 +39,7 @@ log = logging.getLogger("recon")
 AUTH_RETRY_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 60.0
 LOST_REQUERY_MAX_SECONDS = 300.0
+HOLDINGS_EXCHANGE = "NSE"  # delivery holdings are equity: they follow the equity session
 
 
 @dataclass
@@ -82,7 +83,9 @@ class Reconciler:
         self.publisher = Publisher(store, self._deliver)
         self.next_delay = self.interval
         self._quiet = QuietLog(log)
-        self._lost_checked: dict[str, tuple[datetime, int]] = {}  # LOST order id: (last asked, times asked)
+        self._lost_checked: dict[str, tuple[datetime, int]] = {}
+        self._holdings: list[Holding] | None = None  # the broker's, as last read (None: not read)
+        self._holdings_day: date | None = None  # LOST order id: (last asked, times asked)
         self._memo = SyncMemo()
         self._rate_limited = 0
         self._session_expired = False
@@ -112,6 +115,7 @@ class Reconciler:
         fetched_at = self.clock.now()
         positions = None
         if self.settings.mode is Mode.LIVE:
+            self._read_holdings(fetched_at)
             try:
                 positions = self.broker.fetch_positions()
             except BrokerError as exc:
@@ -120,7 +124,22 @@ class Reconciler:
             log.info("paper mode: position reconciliation is skipped (positions follow the fills applied)")
             self._paper_positions_logged = True
         book = self.broker.fetch_orders()
-        return Snapshot(book, fetched_at, positions, self._query_missing(book, fetched_at), self.calendar)
+        return Snapshot(book, fetched_at, positions, self._query_missing(book, fetched_at), self.calendar,
+                        self._holdings)
+
+    def _read_holdings(self, now: datetime) -> None:
+        """Delivery holdings change once a day: read at startup and when the (equity) trading date moves
+        on, and again after a failed read; never every cycle."""
+        if not isinstance(self.broker, HoldingsBroker):
+            return
+        day = self.calendar.trading_date(now, HOLDINGS_EXCHANGE) if self.calendar is not None else None
+        if self._holdings is not None and day == self._holdings_day:
+            return
+        try:
+            self._holdings = self.broker.fetch_holdings()
+            self._holdings_day = day
+        except BrokerError as exc:
+            self._record_failure("holdings", exc)
 
     def settle(self, snapshot: Snapshot, start: float | None = None) -> CycleReport:
         """Plan against the current local state, apply in one write, publish. Raises on store errors."""

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from hostspec.calendar import ManualClock
-from hostspec.model import LedgerEntry, LocalState, Order, OrderStatus, Position
+from hostspec.model import Holding, LedgerEntry, LocalState, Mode, Order, OrderStatus, Position, Side
 from recon_plugin.calendars.india import IST, IndiaCalendar
 from recon_plugin.engine import orders_to_query, plan_cycle
 from recon_plugin.events import OrderExpired
@@ -155,3 +155,63 @@ def test_a_lost_order_is_asked_for_again_after_1_2_4_intervals_at_most_every_fiv
     assert gaps[:5] == [2, 4, 8, 16, 32]
     assert max(gaps) == 300 and gaps[-1] == 300
     store.close()
+
+
+# -- drift with a cause -------------------------------------------------------------------------------
+
+CNC, MIS = ("NSE", "ITC", "CNC"), ("NSE", "ITC", "MIS")
+
+
+def drift(local: LocalState, positions: list[Position], holdings: list[Holding] | None, now: datetime) -> Plan:
+    """Two cycles with the same figures (a mismatch must persist before a rebuild); the second plan."""
+    settings = Settings(mode=Mode.LIVE, missing_grace_seconds=0)
+    first = plan_cycle(local, Snapshot([], now, positions, {}, CAL, holdings), settings)
+    return plan_cycle(advance(local, first.changes), Snapshot([], now + timedelta(seconds=2), positions, {}, CAL,
+                                                              holdings), settings)
+
+
+def held(local_positions: dict) -> LocalState:
+    return LocalState(positions=local_positions)
+
+
+def test_a_delivery_position_that_moved_into_holdings_overnight_is_settlement_not_an_alarm() -> None:
+    local = held({CNC: Position(*CNC, 3, 3, Decimal("1323.45"))})
+    p = drift(local, [], [Holding("NSE", "ITC", 3, t1_quantity=3, average_price=Decimal("441.15"))], ist(FRI, 9, 20))
+    assert [d.rule for d in p.decisions] == [Rule.SETTLEMENT]
+    assert Rule.SETTLEMENT.severity is Severity.INFO and not Rule.SETTLEMENT.reported
+    assert [(q.key, q.quantity) for q in p.changes.positions] == [(CNC, 0)]
+    assert "reconciliation-discrepancy" not in [e.kind for e in p.changes.events]
+
+
+def test_the_same_move_without_holdings_to_explain_it_is_unexplained_drift() -> None:
+    local = held({CNC: Position(*CNC, 3, 3, Decimal("1323.45"))})
+    for holdings in (None, [], [Holding("NSE", "ITC", 1, t1_quantity=1)]):
+        p = drift(local, [], holdings, ist(FRI, 9, 20))
+        assert [d.rule for d in p.decisions] == [Rule.POSITION_DRIFT], holdings
+        assert Rule.POSITION_DRIFT.severity is Severity.WARNING
+
+
+def test_quantity_moved_between_products_with_no_order_is_a_product_conversion() -> None:
+    local = held({CNC: Position(*CNC, 5, 5, Decimal("2200"))})
+    p = drift(local, [Position(*MIS, 5, 5, Decimal("2200"))], [], ist(THU, 11))
+    assert sorted((d.rule, d.symbol) for d in p.decisions) == [(Rule.PRODUCT_CONVERSION, "NSE:ITC:CNC"),
+                                                              (Rule.PRODUCT_CONVERSION, "NSE:ITC:MIS")]
+    assert {(q.key, q.quantity) for q in p.changes.positions} == {(CNC, 0), (MIS, 5)}
+
+
+def test_the_brokers_own_exit_at_the_square_off_time_is_adopted_as_such() -> None:
+    exit_order = broker(S.FILLED, 5, "441", broker_order_id="SQ1", side=Side.SELL, quantity=5, symbol="ITC",
+                        product="MIS", placed_at=ist(THU, 15, 21))
+    p = plan(LocalState(), [exit_order], ist(THU, 15, 22))
+    assert [d.rule for d in p.decisions][:1] == [Rule.SQUARE_OFF]
+    assert Rule.SQUARE_OFF.severity is Severity.INFO
+    earlier = replace(exit_order, placed_at=ist(THU, 15, 10))
+    assert [d.rule for d in plan(LocalState(), [earlier], ist(THU, 15, 22)).decisions][:1] == [
+        Rule.EXTERNAL_ADOPTED]
+
+
+def test_an_expired_order_never_blocks_its_positions_rebuild() -> None:
+    gone = placed("X", status=S.EXPIRED, missing_count=3, trading_date=THU)
+    local = replace(held({CNC: Position(*CNC, 3, 3, Decimal("1323.45"))}), orders={"X": replace(gone, symbol="ITC")})
+    p = drift(local, [], [Holding("NSE", "ITC", 3, t1_quantity=3)], ist(FRI, 9, 20))
+    assert [d.rule for d in p.decisions] == [Rule.SETTLEMENT]
