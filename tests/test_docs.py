@@ -54,3 +54,17 @@ def test_every_field_of_every_event_kind_is_documented_with_its_type():
             if not re.search(rf"^\| `{name}` \| `{re.escape(hint)}` \| \S.* \|$", text, re.M):
                 missing.append(f"{cls.__name__}.{name}: {hint}")
     assert missing == []
+
+
+def test_the_architecture_names_every_module_and_no_module_that_is_gone():
+    """docs/architecture.md matches the code: every module of both packages is named in it (by its
+    name, or as a package), and every `name` it mentions that looks like a module exists."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    modules = sorted({p.relative_to(ROOT).with_suffix("") for package in ("hostspec", "recon_plugin")
+                      for p in (ROOT / package).rglob("*.py") if p.name != "__init__.py"})
+    unnamed = [str(m) for m in modules if not re.search(rf"\b{re.escape(m.name)}\b", text)]
+    assert unnamed == []
+    for package in ("brokers/paper/", "brokers/kite/", "calendars/india", "stores/tinydb_store", "testing/"):
+        assert package in text
+        assert (ROOT / "recon_plugin" / package.rstrip("/")).exists() or (
+            ROOT / "recon_plugin" / f"{package}.py").exists(), package
