@@ -4,13 +4,16 @@ applied that the broker never said, and the final true report brings local state
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hostspec.model import OrderStatus, Position, Side
-from recon_plugin.engine import SyncMemo, plan_cycle
+from recon_plugin.calendars.india import IST, IndiaCalendar
+from recon_plugin.engine import SyncMemo, orders_to_query, plan_cycle
 from recon_plugin.plan import Settings, Snapshot
 from recon_plugin.resolve import effective_status
 from tests.helpers import advance, at, broker, order, state
@@ -111,3 +114,45 @@ def test_invariants_hold_after_every_cycle(case):
         assert o.status is effective_status(truth)
         if truth.filled_qty:
             assert local.ledger[o.order_id].filled_value == truth.avg_price * truth.filled_qty
+
+
+THURSDAY_2PM = datetime(2026, 11, 19, 14, 0, tzinfo=IST)  # Friday 20 and Monday 23 are trading days too
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario(), st.data())
+def test_invariants_hold_across_day_boundaries(case, data):
+    """The same histories, delivered over a close, a night and a weekend: orders of an ended day are
+    asked for (answered by any report of theirs, or "unknown") and expire. Fills still apply exactly
+    once, nothing regresses but to EXPIRED (only once its day ended), and a later sighting still
+    applies its fills."""
+    histories, deliveries = case
+    local = state(*[replace(order(f"O{i}", status=S.SUBMITTED, broker_order_id=f"B{i}", quantity=q, side=side),
+                            created_at=THURSDAY_2PM, updated_at=THURSDAY_2PM)
+                    for i, (q, side, _) in enumerate(histories)])
+    reports_of = {f"O{i}": reports for i, (_, _, reports) in enumerate(histories)}
+    max_true_filled = {o: max(r.filled_qty for r in reports) for o, reports in reports_of.items()}
+    now, cal, memo = THURSDAY_2PM, IndiaCalendar.default(), SyncMemo()
+    for book in deliveries:
+        now += timedelta(minutes=data.draw(st.integers(0, 60 * 30)))  # up to 30 hours a step
+        asked = orders_to_query(local, book, Settings(missing_grace_seconds=0), now, lambda _: True, cal)
+        queried = {o.order_id: data.draw(st.sampled_from([None, *reports_of[o.order_id]])) for o in asked}
+        before = local
+        snapshot = Snapshot(book, now, None, queried, cal)
+        plan = plan_cycle(local, snapshot, Settings(missing_grace_seconds=0))
+        assert plan_cycle(local, snapshot, Settings(missing_grace_seconds=0), memo) == plan
+        local = advance(local, plan.changes)
+        assert local.positions == positions_from_ledger(local)  # every fill applied exactly once
+        for order_id, o in local.orders.items():
+            prior = before.orders[order_id]
+            applied = local.ledger[order_id].filled_qty if order_id in local.ledger else 0
+            prior_applied = before.ledger[order_id].filled_qty if order_id in before.ledger else 0
+            assert prior_applied <= applied <= max_true_filled[order_id] and o.filled_qty == applied
+            if o.status is not prior.status and prior.status is not S.LOST:
+                assert o.status.rank > prior.status.rank or o.status is S.FILLED
+            if o.status is S.EXPIRED:
+                assert cal.trading_date(o.created_at, o.exchange) < cal.trading_date(now, o.exchange)
+    for i, (_, _, reports) in enumerate(histories):
+        truth, o = reports[-1], local.orders[f"O{i}"]
+        assert o.filled_qty == truth.filled_qty  # the truth's fills arrive, even after an expiry
+        assert o.status in (effective_status(truth), S.EXPIRED, S.FILLED)
