@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hostspec import Event, Option, OrderStatus, hookimpl
+from hostspec import Event, OrderStatus, hookimpl, setting
 from hostspec.events import Payload
 from hostspec.host import Host
 from hostspec.model import stable_id, utcnow
@@ -40,7 +40,15 @@ from recon_plugin.plugin import reconciler_for
 
 ALERT_KINDS = tuple(payload.kind for payload in (ReconciliationDiscrepancy, OrderRejected, PositionSynced,
                                                  BrokerSessionExpired, ReconciliationError))
-SCHEMA = {"path": Option(str, "var/alerts.jsonl", "where alert lines are appended")}
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """The ``alerts`` section."""
+
+    path: str = setting("var/alerts.jsonl", "where alert lines are appended")
+
+
 _listeners: dict[int, AlertListener] = {}
 
 
@@ -53,7 +61,7 @@ class SymbolHold(Payload):
 
 
 class AlertListener:
-    def __init__(self, host: Any, path: Path) -> None:
+    def __init__(self, host: Host, path: Path) -> None:
         self.host = host
         self.path = path
         self.held: frozenset[str] = frozenset()
@@ -108,20 +116,20 @@ class AlertListener:
                 handle.write(json.dumps(line) + "\n")
 
 
-def is_held(host: Any, symbol: str) -> bool:
+def is_held(host: Host, symbol: str) -> bool:
     """Whether new orders on ``symbol`` should wait: an order on it is unresolved."""
     listener = _listeners.get(id(host))
     return listener is not None and symbol in listener.held
 
 
 @hookimpl
-def hostspec_config_schema() -> dict[str, dict[str, Option]]:
-    return {"alerts": SCHEMA}
+def hostspec_config_schema() -> dict[str, type]:
+    return {"alerts": AlertSettings}
 
 
 @hookimpl(tryfirst=True)  # before the reconciler's startup cycle, so nothing it finds is missed
 def hostspec_startup(host: Host) -> None:
-    listener = AlertListener(host, Path(host.config.section("alerts")["path"]))
+    listener = AlertListener(host, Path(host.config.get(AlertSettings).path))
     listener.connect()
     _listeners[id(host)] = listener
 
