@@ -1,5 +1,5 @@
 """Past trading days out of the hot state: what moves, exactly once across the move whatever the
-instant of a crash, and how the past is read back."""
+instant of a crash, and how the past is read back (the store, and ``recon status|report --date``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers import order, start_then_kill
+from test_host import tradehost, write
 
 from hostspec.model import ChangeSet, Event, JournalEntry, LedgerEntry, Order, OrderStatus, Position
 from hostspec.store import ConflictError, StoreError
@@ -339,3 +340,47 @@ def test_sigkill_at_any_instant_of_the_move_loses_and_duplicates_nothing(tmp_pat
         assert [e.entry_id for e in writer.journal_day(d)] == [f"j{n}-{i}" for i in range(40)]
     assert not list(tmp_days(writer).glob(".*.tmp-*"))
     writer.close()
+
+
+# -- the commands ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def archived_config(tmp_path):
+    store = TinyDBStore(tmp_path / "state.json")
+    seed(store)
+    store.archive_before(FRI)
+    store.close()
+    return write(tmp_path / "c.yaml", f"mode: paper\nstore:\n  path: {tmp_path / 'state.json'}\n")
+
+
+def test_recon_status_and_report_show_an_archived_day(archived_config):
+    status = tradehost("recon", "status", "--config", str(archived_config), "--date", "2026-11-19")
+    assert status.returncode == 0, status.stderr
+    assert "trading date 2026-11-19 (archived)" in status.stdout and "orders (4):" in status.stdout
+    assert "T-cancelled" in status.stdout and "1499.9500000000000000000001" in status.stdout
+    assert "T-partial" not in status.stdout
+    assert "bought       20 for 20212.6833333333333100000003" in status.stdout  # exact sum of the ledger
+    as_json = json.loads(tradehost("recon", "status", "--config", str(archived_config), "--date", "2026-11-19",
+                                   "--json").stdout)
+    assert sorted(o["order_id"] for o in as_json["orders"]) == sorted(MOVED)
+    assert {e["order_id"]: e["filled_value"] for e in as_json["ledger"]}["T-expired"] == "702.33333333333331"
+
+    report = tradehost("recon", "report", "--config", str(archived_config), "--date", "2026-11-19")
+    assert report.returncode == 0, report.stderr
+    assert "3 journal entries" in report.stdout and "applied (j-expiry)" in report.stdout
+    assert "j-fri" not in report.stdout
+
+    today = tradehost("recon", "status", "--config", str(archived_config))  # unchanged without --date
+    assert "orders (4):" in today.stdout and "T-partial" in today.stdout and "T-filled" not in today.stdout
+    assert "positions (1):" in today.stdout
+    assert "4 journal entries" in tradehost("recon", "report", "--config", str(archived_config)).stdout
+
+
+def test_a_day_without_archive_says_so_and_a_bad_date_is_refused(archived_config):
+    for command in ("status", "report"):
+        missing = tradehost("recon", command, "--config", str(archived_config), "--date", "2026-11-20")
+        assert missing.returncode == 1
+        assert "nothing of 2026-11-20 (it holds 1 days, 2026-11-19 to 2026-11-19" in missing.stderr
+        bad = tradehost("recon", command, "--config", str(archived_config), "--date", "2026-02-30")
+        assert bad.returncode == 2 and "not a date (YYYY-MM-DD): '2026-02-30'" in bad.stderr
+    assert "--date YYYY-MM-DD" in tradehost("recon", "status", "--help").stdout
