@@ -8,7 +8,7 @@ a broker's format. All records are frozen dataclasses: change one with ``datacla
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -344,13 +344,21 @@ class JournalEntry:
 
 @dataclass(frozen=True, slots=True)
 class LocalState:
-    """Everything the store holds that reconciliation reads, as one consistent view."""
+    """Everything the store holds that reconciliation reads, as one consistent view.
+
+    ``archived`` maps the broker order id of every order moved out to the per-day archive (a past
+    trading day's terminal order, see ``StateStore.archive_before``) to its local order id. Those
+    orders are no longer in ``orders`` nor their entries in ``ledger``, so a broker order listed under
+    one of these ids must be recognised here: it is settled history, never adopted as external and
+    never filled again. Read-only; an order archived without a broker id has no entry.
+    """
 
     orders: dict[str, Order] = field(default_factory=dict)
     positions: dict[InstrumentKey, Position] = field(default_factory=dict)
     ledger: dict[str, LedgerEntry] = field(default_factory=dict)
     checkpoint: dict[str, Any] = field(default_factory=dict)
     events_sent_upto: int = 0
+    archived: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

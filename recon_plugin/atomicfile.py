@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from hostspec.errors import ResourceBusyError
 
@@ -43,14 +46,28 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.close(dir_fd)
 
 
+def atomic_write_json(path: Path, data: Any, mode: int = 0o600) -> None:
+    """``atomic_write`` of ``data`` as compact JSON: the one encoding every whole-file store write uses."""
+    atomic_write(path, json.dumps(data, separators=(",", ":")).encode(), mode)
+
+
 def sweep_temp_files(path: Path) -> int:
     """Remove temporary files a killed writer of ``path`` left behind; returns how many."""
+    return _remove(path.parent.glob(_temp_prefix(path) + "*")) if path.parent.is_dir() else 0
+
+
+def sweep_directory(directory: Path) -> int:
+    """Remove temporary files killed writers of any file in ``directory`` left behind (for a directory
+    of many atomically written files, where a killed first write leaves no file to name)."""
+    return _remove(directory.glob(_temp_prefix(Path("*")) + "*")) if directory.is_dir() else 0
+
+
+def _remove(paths: Iterable[Path]) -> int:
     removed = 0
-    if path.parent.is_dir():
-        for stale in path.parent.glob(_temp_prefix(path) + "*"):
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
-                removed += 1
+    for stale in paths:
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+            removed += 1
     return removed
 
 

@@ -1,20 +1,25 @@
-"""``tradehost recon status | report | check``: operator commands that read without changing anything."""
+"""``tradehost recon status | report | check``: operator commands that read without changing anything.
+
+``status`` and ``report`` read today's state by default; with ``--date`` they read one past trading day
+from the store's per-day archive (past days leave the live state at the rollover, so they need asking for).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import re
+import sys
 from dataclasses import asdict, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from hostspec.broker import BrokerError
 from hostspec.codec import to_dict
 from hostspec.commands import Command, HostOpener
-from hostspec.model import key_str, utcnow
-from hostspec.store import StoreError
+from hostspec.model import JournalEntry, Order, Side, key_str, utcnow
+from hostspec.store import StateStore, StoreError
 from recon_plugin.runner import make_reconciler
 from recon_plugin.settings import settings_for
 
@@ -23,10 +28,31 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
+def _add_date(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--date", metavar="YYYY-MM-DD", type=_parse_date,
+                        help=f"{what} of this past trading day, from the archive (past days leave the live state "
+                             "at the rollover); exit 1 when the archive has nothing of that day")
+
+
+def _setup_status(parser: argparse.ArgumentParser) -> None:
+    _add_json(parser)
+    _add_date(parser, "the orders and ledger")
+
+
 def _setup_report(parser: argparse.ArgumentParser) -> None:
     _add_json(parser)
     parser.add_argument("--since", metavar="TIME", type=_parse_since,
                         help="only entries at or after TIME: ISO 8601 (2026-01-02T09:15) or an age (30m, 2h, 1d)")
+    _add_date(parser, "the journal")
+
+
+def _parse_date(text: str) -> date:
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+        try:
+            return date.fromisoformat(text.strip())
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}")
 
 
 def _parse_since(text: str) -> datetime:
@@ -44,6 +70,8 @@ def _parse_since(text: str) -> datetime:
 def status(args: argparse.Namespace, app: HostOpener) -> int:
     with app.open_host(args.config, read_only=True, with_broker=False) as host:
         assert host.store is not None
+        if args.date is not None:
+            return _day_status(host.store, args.date, args.json)
         state = host.store.load()
     orders = sorted(state.orders.values(), key=lambda o: o.created_at)
     stats = state.checkpoint.get("stats", {})
@@ -53,11 +81,7 @@ def status(args: argparse.Namespace, app: HostOpener) -> int:
                                         for p in state.positions.values()],
                           "stats": stats, "last_snapshot_at": state.checkpoint.get("last_snapshot_at")}, indent=1))
         return 0
-    print(f"orders ({len(orders)}):")
-    print(f"  {'id':<22} {'symbol':<10} {'side':<4} {'qty':>6} {'status':<10} {'filled':>6} {'avg price':>12}")
-    for o in orders:
-        print(f"  {o.order_id:<22} {o.symbol:<10} {o.side.value:<4} {o.quantity:>6} {o.status.value:<10} "
-              f"{o.filled_qty:>6} {_text(o.avg_price):>12}")
+    _print_orders(orders)
     print(f"positions ({len(state.positions)}):")
     for p in sorted(state.positions.values(), key=lambda p: p.key):
         print(f"  {key_str(p.key):<24} {p.quantity:>8}  avg {_text(p.average_price())}  "
@@ -75,19 +99,64 @@ def status(args: argparse.Namespace, app: HostOpener) -> int:
     return 0
 
 
+def _print_orders(orders: list[Order]) -> None:
+    print(f"orders ({len(orders)}):")
+    print(f"  {'id':<22} {'symbol':<10} {'side':<4} {'qty':>6} {'status':<10} {'filled':>6} {'avg price':>12}")
+    for o in orders:
+        print(f"  {o.order_id:<22} {o.symbol:<10} {o.side.value:<4} {o.quantity:>6} {o.status.value:<10} "
+              f"{o.filled_qty:>6} {_text(o.avg_price):>12}")
+
+
+def _day_status(store: StateStore, day: date, as_json: bool) -> int:
+    """An archived day: its orders as ``status`` shows today's, and what its ledger applied to positions."""
+    state = store.load_day(day)
+    if state is None:
+        return _no_archive(store, day)
+    orders = sorted(state.orders.values(), key=lambda o: o.created_at)
+    if as_json:
+        print(json.dumps({"date": day.isoformat(), "orders": [to_dict(o) for o in orders],
+                          "ledger": [to_dict(e) for e in state.ledger.values()]}, indent=1))
+        return 0
+    print(f"trading date {day.isoformat()} (archived)")
+    _print_orders(orders)
+    print(f"ledger ({len(state.ledger)} orders with fills applied):")
+    for side in Side:
+        entries = [e for e in state.ledger.values() if (o := state.orders.get(e.order_id)) and o.side is side]
+        print(f"  {'bought' if side is Side.BUY else 'sold':<6} {sum(e.filled_qty for e in entries):>8} "
+              f"for {_text(sum((e.filled_value for e in entries), Decimal(0)))}")
+    return 0
+
+
+def _no_archive(store: StateStore, day: date) -> int:
+    days = store.archived_days()
+    held = f"it holds {len(days)} days, {days[0].isoformat()} to {days[-1].isoformat()}" if days else "it is empty"
+    print(f"recon: the archive has nothing of {day.isoformat()} ({held}; today's state is read without --date)",
+          file=sys.stderr)
+    return 1
+
+
 def report(args: argparse.Namespace, app: HostOpener) -> int:
     with app.open_host(args.config, read_only=True, with_broker=False) as host:
         assert host.store is not None
-        entries = host.store.journal(args.since)
+        if args.date is not None:
+            if host.store.load_day(args.date) is None:
+                return _no_archive(host.store, args.date)
+            entries = [e for e in host.store.journal_day(args.date) if args.since is None or e.at >= args.since]
+        else:
+            entries = host.store.journal(args.since)
     if args.json:
         print(json.dumps([to_dict(e) for e in entries], indent=1))
         return 0
+    _print_entries(entries)
+    return 0
+
+
+def _print_entries(entries: list[JournalEntry]) -> None:
     for e in entries:
         print(f"{e.at.astimezone().isoformat(timespec='seconds')}  {e.rule:<18} {e.order_id or e.symbol or '-':<22} "
               f"{e.action}")
         print(f"{'':<27}local {_compact(e.local)}  broker {_compact(e.broker)}")
     print(f"{len(entries)} journal entries")
-    return 0
 
 
 def check(args: argparse.Namespace, app: HostOpener) -> int:
@@ -129,9 +198,11 @@ def _compact(data: dict[str, Any]) -> str:
 
 
 RECON_COMMAND = Command("recon", "inspect reconciliation: status, journal report, dry-run check", subcommands=(
-    Command("status", "local orders, positions and reconciliation statistics, read from the store",
-            _add_json, status, uses_config=True),
-    Command("report", "the reconciliation journal: every discrepancy and its resolution",
+    Command("status", "local orders, positions and reconciliation statistics, read from the store "
+                      "(--date: a past trading day's orders and ledger, from the archive)",
+            _setup_status, status, uses_config=True),
+    Command("report", "the reconciliation journal: every discrepancy and its resolution "
+                      "(--date: a past trading day's, from the archive)",
             _setup_report, report, uses_config=True),
     Command("check", "run one cycle in dry-run: report what would change, change nothing "
                      "(exit 0 in sync, 1 differences found, 2 error)", _add_json, check, uses_config=True),

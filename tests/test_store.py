@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -80,8 +81,17 @@ def test_unreadable_or_foreign_file_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="not readable JSON"):
         TinyDBStore(tmp_path / "bad.json")
     (tmp_path / "newer.json").write_text('{"meta": {"1": {"schema_version": 99}}}')
-    with pytest.raises(StoreError, match="schema version 99"):
-        TinyDBStore(tmp_path / "newer.json")
+    for _ in range(2):  # refused again for the same reason: the first refusal released the writer lock
+        with pytest.raises(StoreError, match="schema version 99"):
+            TinyDBStore(tmp_path / "newer.json")
+
+
+def test_a_fresh_store_has_no_archive(store):
+    store.record_order(order())
+    assert dict(store.load().archived) == {} and store.archived_days() == []
+    assert store.archive_before(date(2026, 1, 2)) == 0  # the order has no trading date and is not terminal
+    assert store.load_day(date(2026, 1, 1)) is None and store.journal_day(date(2026, 1, 1)) == []
+    assert not store.path.with_name("state.json.days").exists()
 
 
 def test_concurrent_writers_lose_no_update(store):

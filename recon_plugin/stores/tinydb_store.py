@@ -7,7 +7,11 @@ and is not thread-safe. So:
 - ``apply`` runs every table operation of a change set inside one storage batch: however many
   orders, positions, ledger entries, journal entries and events change, the file is written once;
 - every public method holds one ``RLock`` for its whole read-modify-write;
-- one writing process per file (a ``flock``); read-only opens (operator commands) take no lock.
+- one writing process per file (a ``flock``); read-only opens (operator commands) take no lock;
+- the journal leaves the file for ``<state>.journal.jsonl`` after each write, and at the rollover past
+  trading days' terminal orders, ledger entries and journal leave for ``<state>.days/``
+  (``archive_before``, ``recon_plugin.stores.day_archive``): the file holds today, so a write costs
+  what today holds.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ import json
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from tinydb import TinyDB
@@ -31,13 +37,25 @@ from hostspec import hookimpl
 from hostspec.codec import from_dict, to_dict
 from hostspec.hookspecs import StoreFactory
 from hostspec.host import Host
-from hostspec.model import ChangeSet, Event, JournalEntry, LedgerEntry, LocalState, Order, Position
+from hostspec.model import (
+    TERMINAL_STATUSES,
+    ChangeSet,
+    Event,
+    JournalEntry,
+    LedgerEntry,
+    LocalState,
+    Order,
+    Position,
+)
 from hostspec.store import ConflictError, StoreError
-from recon_plugin.atomicfile import WriterLock, atomic_write, sweep_temp_files
+from recon_plugin.atomicfile import WriterLock, atomic_write, atomic_write_json, sweep_temp_files
+from recon_plugin.stores.day_archive import DayArchive
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 META_ID = 1
+_TERMINAL = frozenset(status.value for status in TERMINAL_STATUSES)
+Doc = dict[str, Any]
 
 
 class AtomicJSONStorage(Storage):
@@ -79,7 +97,7 @@ class AtomicJSONStorage(Storage):
             self._flush()
 
     def _flush(self) -> None:
-        atomic_write(self.path, json.dumps(self._data, separators=(",", ":")).encode())
+        atomic_write_json(self.path, self._data)
         self.writes += 1
         self._dirty = False
 
@@ -134,10 +152,18 @@ class TinyDBStore:
         self._cache: LocalState | None = None
         self.journal_path = self.path.with_name(self.path.name + ".journal.jsonl")
         self._journal_archived = 0
-        self._check_schema()
-        self._reindex()
-        if not read_only:
-            self._open_archive()
+        self.days: DayArchive
+        self._archived_days: dict[str, str] = {}  # archived order id → its trading date
+        self._archived_view: Mapping[str, str] = MappingProxyType({})  # broker order id → order id
+        try:
+            self._check_schema()
+            self._reindex()
+            if not read_only:
+                self._open_archive()
+            self._open_days()
+        except BaseException:
+            self._release()
+            raise
 
     # -- housekeeping -----------------------------------------------------------------------------
 
@@ -147,12 +173,14 @@ class TinyDBStore:
             if len(self._orders) or len(self._positions):
                 raise StoreError(f"{self.path} has data but no schema version: not a recon-plugin state file")
             if not self.read_only:
-                self._meta.insert(Document(self._blank_meta(), doc_id=META_ID))
+                self._meta.insert(Document({**self._blank_meta(), "store_id": uuid.uuid4().hex}, doc_id=META_ID))
             return
         version = meta.get("schema_version")
         if version != SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema version {version}; this version of recon-plugin reads "
                              f"version {SCHEMA_VERSION} only")
+        if "store_id" not in meta and not self.read_only:  # a file from before the day archive: once
+            self._meta.update({"store_id": uuid.uuid4().hex}, doc_ids=[META_ID])
 
     @staticmethod
     def _blank_meta() -> dict[str, Any]:
@@ -198,7 +226,7 @@ class TinyDBStore:
             positions = {p.key: p for p in (from_dict(Position, doc) for doc in self._positions.all())}
             ledger = {doc["order_id"]: from_dict(LedgerEntry, doc) for doc in self._ledger.all()}
             self._cache = LocalState(orders, positions, ledger, dict(meta["checkpoint"]),
-                                     meta["events_sent_upto"])
+                                     meta["events_sent_upto"], self._archived_view)
             return self._cache
 
     def get_order(self, order_id: str) -> Order | None:
@@ -215,7 +243,9 @@ class TinyDBStore:
 
     def journal(self, since: datetime | None = None) -> list[JournalEntry]:
         with self._lock:
-            by_seq = {d["seq"]: d for d in self._archived_entries()}
+            by_seq = {d["seq"]: d for day in self.days.days_with_entries_since(since)
+                      for d in (self.days.content(day) or {"journal": ()})["journal"]}
+            by_seq.update((d["seq"], d) for d in self._archived_entries())
             by_seq.update((d["seq"], d) for d in self._journal.all())
         entries = [from_dict(JournalEntry, by_seq[seq]) for seq in sorted(by_seq)]
         return [e for e in entries if since is None or e.at >= since]
@@ -235,29 +265,51 @@ class TinyDBStore:
                 return 0
             if self.read_only:
                 raise StoreError(f"{self.path} is open read-only")
+            self._check_not_archived(changes)
             self._check_versions(changes.orders)
             stored = [replace(o, version=o.version + 1) for o in changes.orders]
-            try:
-                with self._storage.batch():
-                    self._upsert(self._orders, self._order_ids, {o.order_id: to_dict(o) for o in stored})
-                    self._upsert(self._positions, self._position_ids,
-                                 {_position_key(d): d for d in map(to_dict, changes.positions)})
-                    self._upsert(self._ledger, self._ledger_ids,
-                                 {e.order_id: to_dict(e) for e in changes.ledger})
-                    journal_docs = self._append_and_prune(changes)
-            except Exception as exc:
-                # the storage reloaded the file: memory holds exactly what is on disk again
-                self._cache = None
-                self._generation += 1
-                self._reindex()
-                if isinstance(exc, StoreError):
-                    raise
-                raise StoreError(f"writing {self.path} failed: {type(exc).__name__}: {exc}") from exc
+            with self._one_write():
+                self._upsert(self._orders, self._order_ids, {o.order_id: to_dict(o) for o in stored})
+                self._upsert(self._positions, self._position_ids,
+                             {_position_key(d): d for d in map(to_dict, changes.positions)})
+                self._upsert(self._ledger, self._ledger_ids,
+                             {e.order_id: to_dict(e) for e in changes.ledger})
+                journal_docs = self._append_and_prune(changes)
             self._generation += 1
             if self._cache is not None:
                 self._cache = _updated(self._cache, changes, stored)
             self._archive(journal_docs)
             return 1
+
+    @contextlib.contextmanager
+    def _one_write(self) -> Iterator[None]:
+        """Table operations made inside become one durable file write. If anything fails, nothing is
+        written, memory holds exactly what is on disk again, and the error is a ``StoreError``."""
+        try:
+            with self._storage.batch():
+                yield
+        except Exception as exc:
+            # the storage reloaded the file: drop what was derived from the memory it replaced
+            self._cache = None
+            self._generation += 1
+            self._reindex()
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"writing {self.path} failed: {type(exc).__name__}: {exc}") from exc
+
+    def _check_not_archived(self, changes: ChangeSet) -> None:
+        """Refuse writing an archived order or its ledger entry: its fills are settled, and applying
+        one again would count it twice (the exactly-once guard across the archive)."""
+        for order_id, version in [*((o.order_id, o.version) for o in changes.orders),
+                                  *((e.order_id, None) for e in changes.ledger)]:
+            day = self._archived_days.get(order_id)
+            if day is None:
+                continue
+            if version == 0:
+                raise StoreError(f"order {order_id} was archived with trading date {day}: its id cannot be "
+                                 "recorded again")
+            raise ConflictError(f"order {order_id} moved to the archive (trading date {day}) since the change "
+                                "was planned")
 
     def _check_versions(self, orders: list[Order]) -> None:
         for order in orders:
@@ -353,15 +405,156 @@ class TinyDBStore:
             with self.journal_path.open("r+b") as handle:
                 handle.truncate(len(data))
         # entries are appended in seq order: the last complete line is the newest archived (no need
-        # to parse a long history at every start)
+        # to parse a long history at every start), unless the day archive took the newest away, and
+        # then the state file's watermark, written with that move, knows better
         last_line = data.rstrip(b"\n").rpartition(b"\n")[2]
         try:
             archived = json.loads(last_line)["seq"] if last_line else 0
         except (ValueError, KeyError, TypeError):
             archived = 0  # unreadable: archive again what the state file holds; readers drop repeats
         self._journal_archived = max(archived, self._meta_doc().get("journal_archived_upto", 0))
+        self._archive_unarchived()
+
+    def _archive_unarchived(self) -> None:
+        """Append the state file's entries the journal archive does not hold yet (an append failed, or
+        the process died between the state write and the append)."""
         self._archive(sorted((d for d in self._journal.all() if d["seq"] > self._journal_archived),
                              key=lambda d: d["seq"]))
+
+    # -- the per-day archive (the rollover's) ----------------------------------------------------------
+    #
+    # The order of the writes makes the move exactly-once: (1) each day's file, merged, durably;
+    # (2) the state write that drops the orders, their ledger entries and the moved journal entries and
+    # records the days as archived; (3) the journal archive rewritten without the moved entries. A kill
+    # after (1) leaves the orders in both: the state file's copy counts (the index and ``load_day`` skip
+    # ids the state file holds) and the next call merges it again. A kill after (2) leaves moved entries
+    # in the journal archive as well: readers drop the repeat by seq, and the next call moves them again.
+
+    def archive_before(self, day: date, zone: tzinfo = UTC) -> int:
+        with self._lock:
+            if self.read_only:
+                raise StoreError(f"{self.path} is open read-only")
+            cutoff = day.isoformat()  # ISO dates order as the days do
+            order_days = dict(self._archived_days)
+            orders: dict[str, dict[str, Doc]] = {}  # trading date → order id → order, to move
+            for doc in self._orders.all():
+                trading = doc.get("trading_date")
+                if trading:
+                    order_days[doc["order_id"]] = trading
+                    if trading < cutoff and doc["status"] in _TERMINAL:
+                        orders.setdefault(trading, {})[doc["order_id"]] = dict(doc)
+            moving = {order_id: trading for trading, docs in orders.items() for order_id in docs}
+            ledger: dict[str, dict[str, Doc]] = {}
+            for doc in self._ledger.all():
+                if doc["order_id"] in moving:
+                    ledger.setdefault(moving[doc["order_id"]], {})[doc["order_id"]] = dict(doc)
+            journal = self._past_entries(cutoff, order_days, zone)
+            days = sorted(orders.keys() | journal.keys())
+            if not days:
+                return 0
+            try:
+                for trading in days:
+                    self.days.merge(trading, orders.get(trading, {}), ledger.get(trading, {}), journal.get(trading, []))
+            except OSError as exc:
+                raise StoreError(f"writing the archive in {self.days.directory} failed: {exc}") from exc
+            moved_seqs = {d["seq"] for docs in journal.values() for d in docs}
+            with self._one_write():
+                self._orders.remove(doc_ids=[self._order_ids[o] for o in moving])
+                self._ledger.remove(doc_ids=[self._ledger_ids[o] for o in moving if o in self._ledger_ids])
+                meta = self._meta_doc()
+                pruned_upto = meta.get("journal_archived_upto", 0)
+                self._journal.remove(doc_ids=moved_seqs.union(range(pruned_upto + 1, self._journal_archived + 1)))
+                meta["journal_archived_upto"] = max(pruned_upto, self._journal_archived)
+                meta["archived_days"] = sorted({*meta.get("archived_days", ()), *days})
+                self._meta.update(lambda doc: doc.update(meta), doc_ids=[META_ID])
+            self._generation += 1
+            self._reindex()
+            self._set_archived_index()
+            if self._cache is not None:
+                cache = self._cache
+                self._cache = replace(cache, orders={k: v for k, v in cache.orders.items() if k not in moving},
+                                      ledger={k: v for k, v in cache.ledger.items() if k not in moving},
+                                      archived=self._archived_view)
+            self._drop_from_journal_archive(moved_seqs)
+            log.info("archived %d orders and %d journal entries of %s", len(moving), len(moved_seqs), ", ".join(days))
+            return len(moving)
+
+    def _past_entries(self, cutoff: str, order_days: Mapping[str, str], zone: tzinfo) -> dict[str, list[Doc]]:
+        """Journal entries of days before ``cutoff``, by day: an entry's day is its order's trading date,
+        else the date of its time in ``zone``."""
+        self._archive_unarchived()
+        entries = {d["seq"]: d for d in self._archived_entries()}
+        entries.update((d["seq"], dict(d)) for d in self._journal.all())
+        past: dict[str, list[Doc]] = {}
+        for seq in sorted(entries):
+            doc = entries[seq]
+            day = order_days.get(doc.get("order_id") or "") or \
+                datetime.fromisoformat(doc["at"]).astimezone(zone).date().isoformat()
+            if day < cutoff:
+                past.setdefault(day, []).append(doc)
+        return past
+
+    def _drop_from_journal_archive(self, seqs: set[int]) -> None:
+        """Rewrite the journal archive without the entries the day archive now holds. If this fails
+        they are held twice (readers drop the repeat) until the next rollover moves them again."""
+        if not seqs:
+            return
+        try:
+            lines = self.journal_path.read_bytes().splitlines(keepends=True)
+            kept = [line for line in lines if _seq_of(line) not in seqs]
+            if len(kept) < len(lines):
+                atomic_write(self.journal_path, b"".join(kept))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("could not rewrite %s without the archived entries: %s", self.journal_path, exc)
+
+    def _open_days(self) -> None:
+        """Read the day archive's index. A day the state file records as archived must have its file:
+        without it, a fill of one of its orders could be applied again."""
+        self.days = DayArchive(self.path, self._meta_doc().get("store_id"), self.read_only)
+        self.days.open()
+        missing = [d for d in self._meta_doc().get("archived_days", ()) if d not in self.days.summaries]
+        if missing:
+            message = (f"the archive of {', '.join(missing)} is missing from {self.days.directory}; restore it "
+                       "(without it the fills of its orders could be applied again)")
+            if not self.read_only:
+                raise StoreError(message)
+            log.warning("%s", message)
+        self._set_archived_index()
+
+    def _set_archived_index(self) -> None:
+        """The index of archived orders, from the days' summaries. An order the state file still holds
+        is not archived yet (a move interrupted after its day was written): its state-file copy counts."""
+        days: dict[str, str] = {}
+        brokers: dict[str, str] = {}
+        for trading, summary in self.days.summaries.items():
+            for order_id, broker_order_id in summary["orders"].items():
+                if order_id not in self._order_ids:
+                    days[order_id] = trading
+                    if broker_order_id is not None:
+                        brokers[broker_order_id] = order_id
+        self._archived_days = days
+        self._archived_view = MappingProxyType(brokers)  # a new one: views handed out earlier stay as they were
+
+    def archived_days(self) -> list[date]:
+        with self._lock:
+            return [date.fromisoformat(d) for d in sorted(self.days.summaries)]
+
+    def load_day(self, day: date) -> LocalState | None:
+        with self._lock:
+            content = self.days.content(day.isoformat())
+            if content is None:
+                return None
+            orders = {oid: from_dict(Order, d) for oid, d in content["orders"].items() if oid not in self._order_ids}
+            ledger = {oid: from_dict(LedgerEntry, d) for oid, d in content["ledger"].items()
+                      if oid not in self._order_ids}
+        return LocalState(orders, ledger=ledger)
+
+    def journal_day(self, day: date) -> list[JournalEntry]:
+        with self._lock:
+            content = self.days.content(day.isoformat())
+        return [from_dict(JournalEntry, d) for d in content["journal"]] if content else []
 
 
 def _updated(state: LocalState, changes: ChangeSet, stored: list[Order]) -> LocalState:
@@ -371,7 +564,15 @@ def _updated(state: LocalState, changes: ChangeSet, stored: list[Order]) -> Loca
     positions = {**state.positions, **{p.key: p for p in changes.positions}}
     ledger = {**state.ledger, **{e.order_id: e for e in changes.ledger}}
     sent = max(state.events_sent_upto, changes.events_sent_upto or 0)
-    return LocalState(orders, positions, ledger, {**state.checkpoint, **changes.checkpoint}, sent)
+    return LocalState(orders, positions, ledger, {**state.checkpoint, **changes.checkpoint}, sent, state.archived)
+
+
+def _seq_of(line: bytes) -> int | None:
+    try:
+        seq: int = json.loads(line)["seq"]
+        return seq
+    except (ValueError, KeyError, TypeError):
+        return None  # a torn line: kept as it is, readers skip it
 
 
 def _position_key(doc: Mapping[str, Any]) -> str:
