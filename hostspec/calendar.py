@@ -10,7 +10,7 @@ date per order, today's trading date) before planning, so the plan stays a pure 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Protocol, runtime_checkable
 
 
@@ -65,7 +65,12 @@ class ManualClock:
 @runtime_checkable
 class MarketCalendar(Protocol):
     """The trading days and sessions of the markets a broker trades on, per exchange code (``NSE``,
-    ``NFO``, ``MCX`` ...). Answers in the exchange's time zone; accepts any aware datetime."""
+    ``NFO``, ``MCX`` ...). Answers in the exchange's time zone (``zone``); accepts any aware datetime."""
+
+    @property
+    def zone(self) -> tzinfo:
+        """The exchanges' time zone (for dates of things that name no exchange)."""
+        ...
 
     def is_trading_day(self, day: date, exchange: str) -> bool:
         """Whether ``exchange`` has a session on ``day`` (weekends, holidays and special sessions

@@ -70,7 +70,10 @@ def match_book(state: LocalState, book: list[BrokerOrder]) -> Matching:
                 brokers.append(bo)
             elif not order.status.is_terminal:
                 missing.append(order)
-    return Matching(orders, brokers, missing, list(remaining.values()))
+    archived = state.archived
+    unmatched = [bo for bo in remaining.values() if bo.broker_order_id not in archived] if archived else list(
+        remaining.values())  # an archived order is settled history: never adopted, never filled again
+    return Matching(orders, brokers, missing, unmatched)
 
 
 def in_sync(order: Order, bo: BrokerOrder, applied: LedgerEntry | None) -> bool:

@@ -272,7 +272,7 @@ def _expire(b: PlanBuilder, order: Order, bo: BrokerOrder | None, why: str) -> N
 def _mark_lost(b: PlanBuilder, order: Order, why: str) -> None:
     misses = max(order.missing_count + 1, b.settings.missing_retries)
     b.update_order(order, status=S.LOST, missing_count=misses)
-    b.decide(R.LOST, f"{order.status} -> LOST: {why}; still checked every cycle", order, None,
+    b.decide(R.LOST, f"{order.status} -> LOST: {why}; asked for again at growing intervals", order, None,
              summary=f"{order.order_id} {order.symbol} LOST: {why}")
 
 

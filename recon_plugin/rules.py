@@ -90,7 +90,8 @@ class Rule(StrEnum):
                     "a working order the book does not list: counted; queried after missing_retries misses",
                     reported=True)
     LOST = _rule("lost", Severity.ERROR,
-                 "not found even when asked for directly: LOST, and still checked every cycle", reported=True)
+                 "not found even when asked for directly: LOST, asked for again at 1, 2, 4 ... intervals (at most "
+                 "every 5 minutes)", reported=True)
 
     # -- the trading day ended ------------------------------------------------------------------
     DAY_EXPIRY = _rule("day-expiry", Severity.INFO,

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from hostspec.broker import Broker, BrokerError, FailureKind, HoldingsBroker
@@ -39,7 +39,8 @@ log = logging.getLogger("recon")
 AUTH_RETRY_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 60.0
 LOST_REQUERY_MAX_SECONDS = 300.0
-HOLDINGS_EXCHANGE = "NSE"  # delivery holdings are equity: they follow the equity session
+ARCHIVE_AFTER_CLOSE = timedelta(hours=3)
+DAY_EXCHANGE = "NSE"  # whose session says the day moved on (holdings and the archive: equity's)
 
 
 @dataclass
@@ -83,9 +84,10 @@ class Reconciler:
         self.publisher = Publisher(store, self._deliver)
         self.next_delay = self.interval
         self._quiet = QuietLog(log)
-        self._lost_checked: dict[str, tuple[datetime, int]] = {}
+        self._lost_checked: dict[str, tuple[datetime, int]] = {}  # LOST order id: (last asked, times asked)
         self._holdings: list[Holding] | None = None  # the broker's, as last read (None: not read)
-        self._holdings_day: date | None = None  # LOST order id: (last asked, times asked)
+        self._holdings_day: date | None = None
+        self._archived_for: date | None = None  # the trading date the archive was last brought up to
         self._memo = SyncMemo()
         self._rate_limited = 0
         self._session_expired = False
@@ -132,7 +134,7 @@ class Reconciler:
         on, and again after a failed read; never every cycle."""
         if not isinstance(self.broker, HoldingsBroker):
             return
-        day = self.calendar.trading_date(now, HOLDINGS_EXCHANGE) if self.calendar is not None else None
+        day = self.calendar.trading_date(now, DAY_EXCHANGE) if self.calendar is not None else None
         if self._holdings is not None and day == self._holdings_day:
             return
         try:
@@ -166,7 +168,34 @@ class Reconciler:
         self.stats.fills_applied += len(plan.fills)
         self.stats.store_writes += writes
         self.stats.discrepancies.update(d.rule.value for d in plan.decisions)
-        return self._finish(CycleReport(plan=plan, writes=writes, published=self._publish()), start)
+        report = CycleReport(plan=plan, writes=writes, published=self._publish())
+        self._archive_past_days(snapshot.fetched_at, plan)
+        return self._finish(report, start)
+
+    def _archive_past_days(self, now: datetime, plan: Plan) -> None:
+        """Move past days' settled orders out of the hot state (``StateStore.archive_before``), so that
+        a cycle's write costs what today holds: once a trading day has ended on every exchange in use,
+        and ARCHIVE_AFTER_CLOSE later (a late report of the day, a fill after a cancel, still finds
+        its order), and again after orders of an ended day settle. A failure is counted and retried
+        at the next occasion; nothing is lost by waiting.
+        """
+        if self.calendar is None:
+            return
+        settled = self.calendar.trading_date(now - ARCHIVE_AFTER_CLOSE, DAY_EXCHANGE)
+        closed = any(o.status.is_terminal and o.trading_date is not None and o.trading_date < settled
+                     for o in plan.changes.orders)
+        if settled == self._archived_for and not closed:
+            return
+        exchanges = {o.exchange for o in self.store.load().orders.values()} or {DAY_EXCHANGE}
+        cutoff = min(self.calendar.trading_date(now - ARCHIVE_AFTER_CLOSE, exchange) for exchange in exchanges)
+        try:
+            moved = self.store.archive_before(cutoff, self.calendar.zone)
+        except StoreError as exc:
+            self._record_failure("archive", exc)
+            return
+        self._archived_for = settled
+        if moved:
+            log.info("moved %d settled orders of trading days before %s to the archive", moved, cutoff)
 
     def _fetch_guarded(self) -> Snapshot | CycleReport:
         try:

@@ -15,24 +15,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from helpers import order, start_then_kill
-from test_host import tradehost, write
 
 from hostspec.model import ChangeSet, Event, JournalEntry, LedgerEntry, Order, OrderStatus, Position
 from hostspec.store import ConflictError, StoreError
 from recon_plugin.stores.tinydb_store import TinyDBStore
+from tests.helpers import order, start_then_kill, tradehost, write
 
 THU, FRI, MON = date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 23)
 THU_NOON = datetime(2026, 11, 19, 6, 30, tzinfo=UTC)  # 12:00 in Mumbai
 FRI_MORNING = datetime(2026, 11, 20, 3, 40, tzinfo=UTC)
 SOAK_ROUNDS = int(os.environ.get("SOAK_ROUNDS", "25"))
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = TinyDBStore(tmp_path / "state.json")
-    yield s
-    s.close()
 
 
 def day_order(order_id: str, status: OrderStatus, trading_date: date | None = THU, filled: int = 0,

@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from hostspec.model import OrderStatus, Side
+from hostspec.model import OrderStatus, Side, utcnow
 from recon_plugin.brokers.paper import PaperExchange
 from recon_plugin.stores.tinydb_store import TinyDBStore
 from tests.helpers import ROOT, order, tradehost, write
@@ -45,8 +45,9 @@ def place_like_a_host(tmp_path: Path, count: int, tick: float) -> list[str]:
     for i in range(count):
         side, symbol, qty = rng.choice((Side.BUY, Side.SELL)), rng.choice(("INFY", "TCS")), rng.randint(1, 30)
         bid = exchange.place_order(tag=f"H{i}", exchange="NSE", symbol=symbol, product="CNC", side=side, quantity=qty)
+        now = utcnow()  # placed now: an order dated another day would be that day's, and expire with it
         store.record_order(order(f"H{i}", status=S.SUBMITTED, broker_order_id=bid, side=side, symbol=symbol,
-                                 quantity=qty, created=0))
+                                 quantity=qty, created_at=now, updated_at=now))
         ids.append(bid)
     exchange.close()
     store.close()

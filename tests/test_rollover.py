@@ -215,3 +215,28 @@ def test_an_expired_order_never_blocks_its_positions_rebuild() -> None:
     local = replace(held({CNC: Position(*CNC, 3, 3, Decimal("1323.45"))}), orders={"X": replace(gone, symbol="ITC")})
     p = drift(local, [], [Holding("NSE", "ITC", 3, t1_quantity=3)], ist(FRI, 9, 20))
     assert [d.rule for d in p.decisions] == [Rule.SETTLEMENT]
+
+
+def test_the_rollover_archives_settled_days_and_an_archived_order_is_never_adopted_or_filled_again(tmp_path) -> None:
+    clock = ManualClock(ist(THU, 10, 0))
+    store = TinyDBStore(tmp_path / "state.json")
+    store.record_order(placed("A", status=S.SUBMITTED))
+    filled = broker(S.FILLED, 10, "100", broker_order_id="B-A")
+    scripted = ScriptedBroker([filled])
+    reconciler = Reconciler(scripted, store, Settings(interval_seconds=2.0, missing_grace_seconds=0), clock=clock,
+                            calendar=CAL)
+    assert [f.quantity for f in reconciler.run_cycle().plan.fills] == [10]
+    clock.advance(timedelta(hours=2))  # Thursday noon: the day is on, nothing moves
+    reconciler.run_cycle()
+    assert list(store.load().orders) == ["A"] and store.archived_days() == []
+    clock.set(ist(FRI, 9, 20))  # the next morning, with yesterday's order still listed (as the paper book was)
+    report = reconciler.run_cycle()
+    state_after = store.load()
+    assert state_after.orders == {} and dict(state_after.archived) == {"B-A": "A"}
+    assert store.archived_days() == [THU] and store.load_day(THU).orders["A"].status is S.FILLED
+    assert report.plan.fills == [] and Rule.EXTERNAL_ADOPTED not in [d.rule for d in report.decisions]
+    assert state_after.positions[("NSE", "INFY", "CNC")].quantity == 10  # applied once, and only once
+    scripted.book = [broker(S.FILLED, 12, "100", broker_order_id="B-A", quantity=12)]  # even if it "grew"
+    again = reconciler.run_cycle()
+    assert again.plan.is_empty() and store.load().positions[("NSE", "INFY", "CNC")].quantity == 10
+    store.close()

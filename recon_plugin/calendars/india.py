@@ -84,6 +84,8 @@ def _exchange_holidays(market: str, year: int) -> frozenset[date]:
 class IndiaCalendar:
     """``hostspec.calendar.MarketCalendar`` for the Indian exchanges."""
 
+    zone = IST
+
     def __init__(self, opens: dict[Segment, time], closes: dict[Segment, time], square_offs: dict[Segment, time],
                  commodity_close_winter: time, commodity_square_off: timedelta,
                  extra_holidays: frozenset[date] = frozenset(),

@@ -48,8 +48,12 @@ class DayArchive:
     """The day files and their summaries for one state file. Not thread-safe: the store's lock
     guards every call."""
 
+    @staticmethod
+    def directory_of(state_path: Path) -> Path:
+        return state_path.with_name(state_path.name + ".days")
+
     def __init__(self, state_path: Path, store_id: str | None, read_only: bool = False) -> None:
-        self.directory = state_path.with_name(state_path.name + ".days")
+        self.directory = self.directory_of(state_path)
         self.store_id = store_id
         self.read_only = read_only
         self.summaries: dict[str, Doc] = {}  # trading date (YYYY-MM-DD) → its index, for every day file

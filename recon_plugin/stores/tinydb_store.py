@@ -150,7 +150,7 @@ class TinyDBStore:
         self._meta = self._db.table("meta", cache_size=0)
         self._generation = 0
         self._cache: LocalState | None = None
-        self.journal_path = self.path.with_name(self.path.name + ".journal.jsonl")
+        self.journal_path = journal_path(self.path)
         self._journal_archived = 0
         self.days: DayArchive
         self._archived_days: dict[str, str] = {}  # archived order id → its trading date
@@ -581,6 +581,16 @@ def _position_key(doc: Mapping[str, Any]) -> str:
 
 def _natural_key(doc: Mapping[str, Any]) -> str:
     return doc["order_id"] if "order_id" in doc else _position_key(doc)
+
+
+def journal_path(state_path: Path) -> Path:
+    return state_path.with_name(state_path.name + ".journal.jsonl")
+
+
+def store_files(state_path: Path) -> list[Path]:
+    """Every file and folder that belongs to the store at ``state_path``: the state file, its journal
+    archive and its per-day archive (what a reset moves aside together)."""
+    return [state_path, journal_path(state_path), DayArchive.directory_of(state_path)]
 
 
 def open_store(host: Host) -> TinyDBStore:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from hostspec.errors import ConfigError, ResourceBusyError
 from recon_plugin.atomicfile import WriterLock
 from recon_plugin.brokers.paper.account import new_account, save_account
 from recon_plugin.brokers.paper.settings import PaperSettings, account_path
+from recon_plugin.stores.tinydb_store import store_files
 
 
 def _setup_reset(parser: argparse.ArgumentParser) -> None:
@@ -44,9 +46,12 @@ def _reset(args: argparse.Namespace, app: HostOpener) -> int:
             for lock in locks:
                 lock.release()
     try:
-        for path in (account, store):
+        for path in (account, *store_files(store)):
             if path.exists():
-                path.replace(path.with_name(path.name + ".bak"))
+                backup = path.with_name(path.name + ".bak")
+                if backup.is_dir():
+                    shutil.rmtree(backup)  # a previous reset's archive: the one before it is kept as is
+                path.replace(backup)
         save_account(account, new_account(settings.seed, settings.tick_seconds))
     finally:
         for lock in locks:
