@@ -3,7 +3,8 @@
 Nothing under ``recon_plugin.brokers`` imports from here: the real brokers can never start a fake.
 The tools are:
 
-- ``kite_simulator``: a Kite Connect HTTP simulator on 127.0.0.1 (standard library only);
+- ``kite_simulator``: a Kite Connect HTTP simulator on 127.0.0.1 that lives through trading days on a
+  given clock (no test dependency);
 - ``demo``: the demo order flow (the ``demo`` plugin), which gives a short run discrepancies to find;
 - ``kite_sim_broker``: the ``kite-sim`` broker (a real Kite broker talking to an in-process
   simulator: the live demo) and the ``tradehost kite-sim`` command;

@@ -59,10 +59,14 @@ def _from_env(variable: str | None, default: str) -> str:
 
 def start_demo_simulator(api_key: str, access_token: str, host: Host) -> KiteSimulator:
     """An automatic simulator in this process, with an external order and a position drift
-    scheduled so that the live demo has them to find (unless the host stops first)."""
+    scheduled so that the live demo has them to find (unless the host stops first). It lives on the
+    host's clock and calendar, so the demo's broker and reconciler see the same trading days."""
+    from recon_plugin.calendars.days import SessionCalendar
     from recon_plugin.testing.kite_simulator import KiteSimulator
 
-    sim = KiteSimulator(api_key=api_key, access_token=access_token, auto=True, tick_seconds=1.0, seed=3)
+    calendar = host.calendar if isinstance(host.calendar, SessionCalendar) else None
+    sim = KiteSimulator(api_key=api_key, access_token=access_token, auto=True, tick_seconds=1.0, seed=3,
+                        clock=host.clock, calendar=calendar)
     url = sim.start()
 
     def scenario() -> None:

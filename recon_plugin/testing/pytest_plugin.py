@@ -1,4 +1,5 @@
-"""pytest fixtures for testing against the Kite Connect simulator: ``kite_sim`` and ``kite_client``.
+"""pytest fixtures for testing against the Kite Connect simulator: ``kite_sim`` and ``kite_client``,
+on the clock of ``kite_clock``.
 
 A pytest plugin, registered through the ``pytest11`` entry point of the recon-plugin distribution,
 so any test run in an environment where it is installed has the fixtures without a conftest.py
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from hostspec.calendar import Clock
 from recon_plugin.testing.kite_simulator import SIM_ACCESS_TOKEN, SIM_API_KEY, KiteSimulator
 
 if TYPE_CHECKING:
@@ -21,10 +23,18 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def kite_sim() -> Iterator[KiteSimulator]:
-    """A Kite Connect simulator on 127.0.0.1 (any free port), driven by the test's hand; it accepts
-    ``SIM_API_KEY`` and ``SIM_ACCESS_TOKEN``."""
-    sim = KiteSimulator(api_key=SIM_API_KEY, access_token=SIM_ACCESS_TOKEN, slow_seconds=1.5)
+def kite_clock() -> Clock | None:
+    """The clock ``kite_sim`` runs on: None, the system clock. A test module that drives trading days
+    overrides this fixture with a ``hostspec.calendar.ManualClock`` and moves it
+    (``kite_sim.advance_to(when)``)."""
+    return None
+
+
+@pytest.fixture
+def kite_sim(kite_clock: Clock | None) -> Iterator[KiteSimulator]:
+    """A Kite Connect simulator on 127.0.0.1 (any free port), driven by the test's hand, on
+    ``kite_clock``; it accepts ``SIM_API_KEY`` and ``SIM_ACCESS_TOKEN``."""
+    sim = KiteSimulator(api_key=SIM_API_KEY, access_token=SIM_ACCESS_TOKEN, slow_seconds=1.5, clock=kite_clock)
     sim.start()
     yield sim
     sim.stop()

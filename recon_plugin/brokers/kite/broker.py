@@ -15,6 +15,7 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -26,14 +27,17 @@ from typing import Any, TypeVar
 from hostspec.broker import BrokerError, FailureKind
 from hostspec.errors import ConfigError
 from hostspec.host import Host
-from hostspec.model import BrokerOrder, Position, Side
+from hostspec.model import BrokerOrder, Holding, Position, Side
 from hostspec.secrets import redact, register_secret
 from recon_plugin.brokers.kite.settings import KiteSettings
-from recon_plugin.brokers.kite.statuses import OrderParser, order_from_kite, position_from_kite
+from recon_plugin.brokers.kite.statuses import OrderParser, holding_from_kite, order_from_kite, position_from_kite
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 REQUESTS_PER_SECOND = 8  # Kite allows 10/s for these endpoints; keep a margin
+UNKNOWN_ORDER = re.compile(r"could(?:n'?t| not) find (?:that |the )?order[ _]?id", re.IGNORECASE)
+"""Kite's answer about an order id it does not hold ("Couldn't find that `order_id`."), whatever
+the quotes, apostrophe or spacing."""
 
 
 class RateLimiter:
@@ -102,6 +106,22 @@ def classify(what: str, exc: BaseException) -> BrokerError:
                        status_code=code if isinstance(code, int) else None)
 
 
+def is_unknown_order(exc: BaseException) -> bool:
+    """Whether a client failure is Kite saying it does not hold the order id (a previous day's id, or
+    one never placed): "Couldn't find that `order_id`.", reported both as HTTP 500 OrderException and
+    as HTTP 400 InputException. Nothing else is: an unrelated 400 must never make an order look gone."""
+    from kiteconnect import exceptions as kex
+
+    if not isinstance(exc, kex.KiteException) or getattr(exc, "code", None) not in (400, 500):
+        return False
+    text = str(exc).replace("\u2019", "'").replace("`", "").replace('"', "")
+    return UNKNOWN_ORDER.search(text) is not None
+
+
+class UnknownOrder(Exception):
+    """Raised by ``KiteBroker._call`` (when asked to tell) for Kite's "Couldn't find that order_id"."""
+
+
 class KiteBroker:
     """``hostspec.broker.Broker`` for Zerodha Kite Connect."""
 
@@ -144,7 +164,9 @@ class KiteBroker:
                 log.info("a new Kite access token was found; using it")
                 return
 
-    def _call(self, what: str, request: Callable[[], T]) -> T:
+    def _call(self, what: str, request: Callable[[], T], *, about_an_order: bool = False) -> T:
+        """``request()`` within the rate limit; a failure raised as a classified ``BrokerError``, or,
+        ``about_an_order``, as ``UnknownOrder`` when Kite says it does not hold the order."""
         self._refresh_token()
         self._limiter.acquire()
         with self._lock:
@@ -152,6 +174,8 @@ class KiteBroker:
         try:
             return request()
         except Exception as exc:
+            if about_an_order and is_unknown_order(exc):
+                raise UnknownOrder(what) from None
             raise classify(what, exc) from None
 
     # -- Broker protocol -------------------------------------------------------------------------------
@@ -161,13 +185,14 @@ class KiteBroker:
                          self._book_parser)
 
     def order_history(self, broker_order_id: str) -> list[BrokerOrder]:
+        """The order's states; ``[]`` only when Kite says "Couldn't find that `order_id`" (a previous
+        trading day's order: the book only lives for a day). Every other failure raises."""
         try:
             rows = self._call(f"GET /orders/{broker_order_id}",
-                              lambda: self._kite._get("order.info", url_args={"order_id": broker_order_id}))
-        except BrokerError as exc:
-            if exc.status_code == 400:
-                return []  # Kite answers an unknown order id with InputException (HTTP 400)
-            raise
+                              lambda: self._kite._get("order.info", url_args={"order_id": broker_order_id}),
+                              about_an_order=True)
+        except UnknownOrder:
+            return []
         return self._parse_orders(f"GET /orders/{broker_order_id}", rows)
 
     def fetch_positions(self) -> list[Position]:
@@ -176,6 +201,19 @@ class KiteBroker:
             return [position_from_kite(row) for row in data["net"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise BrokerError(f"GET /portfolio/positions: unreadable body ({type(exc).__name__}: {exc})",
+                              FailureKind.UNREADABLE) from None
+
+    def fetch_holdings(self) -> list[Holding]:
+        """``GET /portfolio/holdings`` (``hostspec.broker.HoldingsBroker``): every row or none, like
+        the order book, because a holding left out would look sold."""
+        what = "GET /portfolio/holdings"
+        rows = self._call(what, self._kite.holdings)
+        if not isinstance(rows, list):  # the client returns data: null as None
+            raise BrokerError(f"{what}: expected a list, got {type(rows).__name__}", FailureKind.UNREADABLE)
+        try:
+            return [holding_from_kite(row) for row in rows]
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise BrokerError(f"{what}: unreadable holding record ({type(exc).__name__}: {exc})",
                               FailureKind.UNREADABLE) from None
 
     def place_order(self, *, tag: str | None, exchange: str, symbol: str, product: str, side: Side,

@@ -1,4 +1,4 @@
-"""Kite Connect's order statuses, and its order and position records, in the canonical model.
+"""Kite Connect's order statuses, and its order, position and holding records, in the canonical model.
 
 The map is declarative and complete for every status Kite documents or has been seen sending. A
 status not in it maps to UNKNOWN: reported by the engine, never terminal. Kite has no PARTIAL
@@ -13,7 +13,7 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
-from hostspec.model import BrokerOrder, OrderStatus, Position, Side
+from hostspec.model import BrokerOrder, Holding, OrderStatus, Position, Side
 
 S = OrderStatus
 
@@ -140,3 +140,11 @@ def position_from_kite(row: dict[str, Any]) -> Position:
         quantity=int(row["quantity"]), buy_qty=int(row.get("buy_quantity") or 0),
         buy_value=to_decimal(row.get("buy_value")), sell_qty=int(row.get("sell_quantity") or 0),
         sell_value=to_decimal(row.get("sell_value")))
+
+
+def holding_from_kite(row: dict[str, Any]) -> Holding:
+    """One entry of ``/portfolio/holdings`` in the canonical model (``quantity`` is T1 plus realised)."""
+    return Holding(
+        exchange=row["exchange"], symbol=row["tradingsymbol"], quantity=int(row["quantity"]),
+        t1_quantity=int(row.get("t1_quantity") or 0), realised_quantity=int(row.get("realised_quantity") or 0),
+        average_price=to_decimal(row.get("average_price")))
