@@ -174,7 +174,10 @@ class Position:
     """A net position, kept as exact buy and sell totals so that no average is ever rounded.
 
     ``quantity`` is signed (negative is short). ``buy_value`` and ``sell_value`` are the exact sums
-    of quantity times price of every fill on each side.
+    of quantity times price of every fill on each side (a broker plugin divides out any lot
+    multiplier its broker folds into values). ``broker_average`` is the broker's own average price of
+    the net position, kept when a position is taken from the broker (a carried position whose buys
+    are not all in today's figures still shows its price); fills applied locally clear it.
     """
 
     exchange: str
@@ -185,6 +188,7 @@ class Position:
     buy_value: Decimal = ZERO
     sell_qty: int = 0
     sell_value: Decimal = ZERO
+    broker_average: Decimal | None = None
 
     @property
     def key(self) -> InstrumentKey:
@@ -197,8 +201,9 @@ class Position:
         explicitly (half-even) because a report has to print a finite number.
         """
         qty, value = (self.buy_qty, self.buy_value) if self.quantity >= 0 else (self.sell_qty, self.sell_value)
-        if qty == 0:
-            return None
+        if qty == 0 or (self.broker_average is not None and qty < abs(self.quantity)):
+            # the side's figures do not cover the whole position (part carried from before): the broker's
+            return None if self.broker_average is None else self.broker_average.quantize(Decimal(1).scaleb(-places))
         return (value / qty).quantize(Decimal(1).scaleb(-places))
 
     def with_fill(self, side: Side, quantity: int, value: Decimal) -> Position:

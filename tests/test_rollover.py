@@ -240,3 +240,17 @@ def test_the_rollover_archives_settled_days_and_an_archived_order_is_never_adopt
     again = reconciler.run_cycle()
     assert again.plan.is_empty() and store.load().positions[("NSE", "INFY", "CNC")].quantity == 10
     store.close()
+
+
+def test_a_position_taken_from_kite_keeps_the_brokers_average_and_divides_out_the_lot_multiplier() -> None:
+    from recon_plugin.brokers.kite.statuses import position_from_kite
+
+    carried = position_from_kite({"exchange": "NFO", "tradingsymbol": "NIFTY26NOVFUT", "product": "NRML",
+                                  "quantity": 75, "overnight_quantity": 75, "buy_quantity": 0, "buy_value": 0,
+                                  "sell_quantity": 0, "sell_value": 0, "average_price": 23650.05, "multiplier": 1})
+    assert carried.average_price() == Decimal("23650.0500")  # was None: shown as "-"
+    gold = position_from_kite({"exchange": "MCX", "tradingsymbol": "GOLDM26DECFUT", "product": "NRML",
+                               "quantity": 2, "buy_quantity": 2, "buy_value": 1520010.0, "sell_quantity": 0,
+                               "sell_value": 0, "average_price": 76000.5, "multiplier": 10})
+    assert gold.buy_value == Decimal("152001.0") and gold.average_price() == Decimal("76000.5000")
+    assert gold.with_fill(Side.BUY, 1, Decimal("76001")).broker_average is None  # local fills: local figures

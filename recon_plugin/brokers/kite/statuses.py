@@ -134,12 +134,24 @@ class OrderParser:
 
 
 def position_from_kite(row: dict[str, Any]) -> Position:
-    """One entry of ``/portfolio/positions`` ``net`` in the canonical model."""
+    """One entry of ``/portfolio/positions`` ``net`` in the canonical model.
+
+    Kite's values include the lot ``multiplier`` (MCX: price x quantity x multiplier); the model's are
+    price x quantity, so they are divided by it (exact for Kite's multipliers, powers of ten and the
+    like). The broker's ``average_price`` is kept as ``broker_average``.
+    """
+    multiplier = to_decimal(row.get("multiplier") or 1) or Decimal(1)
+    average = to_decimal(row.get("average_price")) if row.get("average_price") else None
     return Position(
         exchange=row["exchange"], symbol=row["tradingsymbol"], product=row["product"],
         quantity=int(row["quantity"]), buy_qty=int(row.get("buy_quantity") or 0),
-        buy_value=to_decimal(row.get("buy_value")), sell_qty=int(row.get("sell_quantity") or 0),
-        sell_value=to_decimal(row.get("sell_value")))
+        buy_value=_unscaled(to_decimal(row.get("buy_value")), multiplier),
+        sell_qty=int(row.get("sell_quantity") or 0),
+        sell_value=_unscaled(to_decimal(row.get("sell_value")), multiplier), broker_average=average)
+
+
+def _unscaled(value: Decimal, multiplier: Decimal) -> Decimal:
+    return value if multiplier == 1 else value / multiplier
 
 
 def holding_from_kite(row: dict[str, Any]) -> Holding:
