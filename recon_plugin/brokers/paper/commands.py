@@ -19,7 +19,7 @@ def _setup_reset(parser: argparse.ArgumentParser) -> None:
 
 def _reset(args: argparse.Namespace, app: HostOpener) -> int:
     with app.open_host(args.config, read_only=True, with_broker=False) as host:
-        config = host.config
+        config, now = host.config, host.clock.now()
     if config.broker.name != "paper":
         raise ConfigError(args.config, "broker.name", "paper reset needs broker.name: paper")
     account, store = account_path(config), Path(config.store.path)
@@ -47,7 +47,7 @@ def _reset(args: argparse.Namespace, app: HostOpener) -> int:
         for path in (account, store):
             if path.exists():
                 path.replace(path.with_name(path.name + ".bak"))
-        save_account(account, new_account(settings.seed, settings.tick_seconds))
+        save_account(account, new_account(settings.seed, settings.tick_seconds, now))
     finally:
         for lock in locks:
             lock.release()
