@@ -165,7 +165,7 @@ def test_a_friday_evening_amo_is_working_on_monday_morning_and_a_weekend_and_hol
     script(exchange, held, (1, "ack", 0), (2, "fill", 10))
     clock.set(ist(FRI, 18))
     amo = place(exchange, "TCS", 3)
-    assert exchange.trading_date(amo, exchange._account["orders"][amo]) == MON
+    assert exchange.trading_date(amo) == MON
     clock.set(ist(SAT, 0, 1))
     weekend = everything(exchange)
     assert [(bo.broker_order_id, bo.status) for bo in weekend[0]] == [(amo, S.SUBMITTED)]
@@ -194,7 +194,7 @@ def test_without_market_hours_an_evening_order_trades_at_once_for_the_next_day(e
     script(exchange, evening, (1, "ack", 0), (2, "fill", 10))
     clock.set(ist(THU, 20, 1))
     assert book(exchange)[evening].status is S.FILLED
-    assert exchange.trading_date(evening, exchange._account["orders"][evening]) == FRI
+    assert exchange.trading_date(evening) == FRI
     clock.set(ist(FRI, 9, 20))
     assert list(book(exchange)) == [evening] and positions(exchange)[("NSE", "ITC", "CNC")].quantity == 10
     clock.set(ist(MON, 9, 20))
@@ -229,7 +229,7 @@ def test_an_account_written_before_trading_days_reads_its_orders_dates_from_thei
     del account["orders"][oid]["trading_date"]  # format 1 as it was
     path.write_text(json.dumps(account))
     reader = PaperExchange(path, read_only=True, clock=clock)
-    assert reader.trading_date(oid, reader._account["orders"][oid]) == THU
+    assert reader.trading_date(oid) == THU
     clock.set(ist(FRI, 9))
     assert reader.fetch_orders() == [] and reader.fetch_holdings()[0].symbol == "ITC"
 
@@ -251,7 +251,7 @@ def test_the_paper_plugin_runs_on_the_hosts_clock_and_calendar(tmp_path):
         assert broker.clock is clock and broker.market_hours and isinstance(broker.days.calendar, IndiaCalendar)
         assert broker.days.calendar is host.calendar
         oid = place(broker)
-        assert broker.trading_date(oid, broker._account["orders"][oid]) == MON
+        assert broker.trading_date(oid) == MON
         assert datetime.fromisoformat(json.loads(broker.path.read_text())["started_at"]) == ist(FRI, 18)
     finally:
         host.close()

@@ -200,7 +200,12 @@ class PaperExchange:
 
     # -- the simulation ---------------------------------------------------------------------------
 
-    def trading_date(self, broker_id: str, order: dict[str, Any]) -> date:
+    def trading_date(self, broker_order_id: str) -> date:
+        """The trading date of a paper order (``KeyError`` for an id never placed)."""
+        with self._lock:
+            return self._day(broker_order_id, self._account["orders"][broker_order_id])
+
+    def _day(self, broker_id: str, order: dict[str, Any]) -> date:
         """The order's trading date: recorded at placement (derived from it for older accounts)."""
         day = self._dates.get(broker_id)
         if day is None:
@@ -211,7 +216,7 @@ class PaperExchange:
         return day
 
     def _in_book(self, broker_id: str, order: dict[str, Any], when: datetime) -> bool:
-        return self.days.in_book(self.trading_date(broker_id, order), when, order["exchange"])
+        return self.days.in_book(self._day(broker_id, order), when, order["exchange"])
 
     def _end(self, day: date, exchange: str, intraday: bool) -> tuple[int, str]:
         """The tick an order of ``day`` stops at, with the message it is cancelled with if unfinished:
@@ -225,7 +230,7 @@ class PaperExchange:
 
     def _state(self, broker_id: str, order: dict[str, Any], now_tick: int) -> BrokerOrder:
         """An order's state at ``now_tick``, replayed from its script, any cancel request and its day."""
-        day, exchange, intraday = self.trading_date(broker_id, order), order["exchange"], order["product"] == "MIS"
+        day, exchange, intraday = self._day(broker_id, order), order["exchange"], order["product"] == "MIS"
         refused = None
         if intraday:
             placed = self.time_of(order["placed_tick"])
@@ -272,7 +277,7 @@ class PaperExchange:
         ended: dict[tuple[date, str], list[BrokerOrder]] = defaultdict(list)
         for bid, o in orders.items():
             if not self._in_book(bid, o, when):
-                ended[(self.trading_date(bid, o), o["exchange"])].append(self._state(bid, o, tick))
+                ended[(self._day(bid, o), o["exchange"])].append(self._state(bid, o, tick))
         carried: dict[InstrumentKey, Position] = {}
         holdings: dict[tuple[str, str], Holding] = {}
         last: dict[str, date] = {}
