@@ -235,10 +235,12 @@ class Holding:
         return (self.exchange, self.symbol)
 
 
-def positions_from_fills(orders: Iterable[BrokerOrder]) -> list[Position]:
+def positions_from_fills(orders: Iterable[BrokerOrder],
+                         start: Mapping[InstrumentKey, Position] | None = None) -> list[Position]:
     """Net positions implied by the cumulative fills of ``orders``, one per (exchange, symbol,
-    product): for a broker (a simulator, a replay) that has no positions of its own to report."""
-    positions: dict[InstrumentKey, Position] = {}
+    product): for a broker (a simulator, a replay) that has no positions of its own to report.
+    ``start``: the positions before those fills (carried overnight), each listed even without a fill."""
+    positions: dict[InstrumentKey, Position] = dict(start or {})
     for bo in orders:
         if bo.filled_qty:
             current = positions.get(bo.key) or Position(*bo.key)

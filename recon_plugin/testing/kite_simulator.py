@@ -34,7 +34,10 @@ traded on, in order:
 - **The close**: the exchange cancels every unfinished order of the day (``CANCELLED``, "exchange
   mass cancel"); after-market orders for the next session stay.
 
-Weekends and holidays have no moments: nothing moves until the next trading day begins.
+Weekends and holidays have no moments: nothing moves until the next trading day begins. A regular
+order placed outside the session is accepted (the test's hand decides its fate) and belongs to the
+next session, like an AMO; AMOs start at the session's open (09:15 for equity, where Kite sends
+equity MARKET and LIMIT AMOs at 09:00).
 
 Run it with ``tradehost kite-sim --port PORT``, or in tests with the ``kite_sim`` fixture (from
 ``recon_plugin.testing.pytest_plugin``, which pytest loads by itself). It needs no test dependency

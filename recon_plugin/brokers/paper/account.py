@@ -1,9 +1,15 @@
 """The paper account file: only the exchange's inputs (seed, clock start and tick length, every order
-placed with its script, every cancel request), written atomically, only on place and cancel."""
+placed with its script and trading date, every cancel request), written atomically, only on place
+and cancel. It lives through trading days: orders of ended days stay in it (their positions roll
+overnight from them), they only leave the book.
+
+Format 1 throughout: an order's ``trading_date`` (``YYYY-MM-DD``) was added with trading days and is
+optional, so an older file reads as it was (its orders' dates are derived from their placement)."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +20,10 @@ from recon_plugin.atomicfile import atomic_write
 FORMAT_VERSION = 1
 
 
-def new_account(seed: int, tick_seconds: float) -> dict[str, Any]:
-    """A fresh account: no orders, the simulated clock starting now."""
+def new_account(seed: int, tick_seconds: float, started_at: datetime | None = None) -> dict[str, Any]:
+    """A fresh account: no orders, the simulated clock starting at ``started_at`` (default now)."""
     return {"format": FORMAT_VERSION, "seed": seed, "tick_seconds": tick_seconds,
-            "started_at": utcnow().isoformat(), "next_seq": 1, "orders": {}}
+            "started_at": (started_at or utcnow()).isoformat(), "next_seq": 1, "orders": {}}
 
 
 def save_account(path: Path, account: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ def _setup_reset(parser: argparse.ArgumentParser) -> None:
 
 def _reset(args: argparse.Namespace, app: HostOpener) -> int:
     with app.open_host(args.config, read_only=True, with_broker=False) as host:
-        config = host.config
+        config, now = host.config, host.clock.now()
     if config.broker.name != "paper":
         raise ConfigError(args.config, "broker.name", "paper reset needs broker.name: paper")
     account, store = account_path(config), Path(config.store.path)
@@ -52,7 +52,7 @@ def _reset(args: argparse.Namespace, app: HostOpener) -> int:
                 if backup.is_dir():
                     shutil.rmtree(backup)  # a previous reset's archive: the one before it is kept as is
                 path.replace(backup)
-        save_account(account, new_account(settings.seed, settings.tick_seconds))
+        save_account(account, new_account(settings.seed, settings.tick_seconds, now))
     finally:
         for lock in locks:
             lock.release()

@@ -14,15 +14,19 @@ from hostspec.host import Host
 from recon_plugin.brokers.paper.commands import PAPER_COMMAND
 from recon_plugin.brokers.paper.exchange import PaperExchange
 from recon_plugin.brokers.paper.settings import PaperSettings, account_path
+from recon_plugin.calendars.days import SessionCalendar
 from recon_plugin.calendars.india import IndiaCalendar
 
 
 def open_paper(host: Host) -> PaperExchange:
-    """The paper broker of ``host``'s configuration (``ResourceBusyError`` while another host writes it)."""
+    """The paper broker of ``host``'s configuration (``ResourceBusyError`` while another host writes it),
+    on the host's clock and calendar: the exchange and the reconciler live through the same days."""
     settings = host.config.get(PaperSettings)
+    calendar = host.calendar if isinstance(host.calendar, SessionCalendar) else IndiaCalendar.from_config(host.config)
     return PaperExchange(account_path(host.config), seed=settings.seed, tick_seconds=settings.tick_seconds,
                          reject_rate=settings.reject_rate, cancel_rate=settings.cancel_rate,
-                         read_only=host.read_only)
+                         read_only=host.read_only, clock=host.clock, calendar=calendar,
+                         market_hours=settings.market_hours)
 
 
 @hookimpl

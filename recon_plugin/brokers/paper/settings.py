@@ -17,6 +17,9 @@ class PaperSettings:
     tick_seconds: float = setting(1.0, "length of one step of the simulated clock", minimum=0.01)
     reject_rate: float = setting(0.1, "share of new orders the exchange rejects", minimum=0)
     cancel_rate: float = setting(0.1, "share of new orders the exchange cancels after a partial fill", minimum=0)
+    market_hours: bool = setting(False, "trade only in the exchange's sessions: an order placed outside one waits "
+                                        "for the next open (an AMO); false: the simulated market trades around the "
+                                        "clock (each trading day still closes, squares off and rolls over)")
 
 
 def account_path(config: Config) -> Path:

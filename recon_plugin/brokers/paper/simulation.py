@@ -54,13 +54,24 @@ def draw_script(rng: random.Random, placed_tick: int, quantity: int, reject_rate
 
 
 def replay_order(seed: int, broker_id: str, order: dict[str, Any], now_tick: int,
-                 time_of: Callable[[int], datetime]) -> BrokerOrder:
+                 time_of: Callable[[int], datetime], end: tuple[int, str] | None = None,
+                 refused: str | None = None) -> BrokerOrder:
     """An order's state at ``now_tick``, replayed from its script and any cancel request: a pure
-    function of the account's inputs, so every reader of the file sees the same book."""
+    function of the account's inputs, so every reader of the file sees the same book.
+
+    ``end`` is the tick its trading day ends for it (the close, or the square-off for an intraday
+    order) and the message it is cancelled with then if unfinished: nothing of its script happens
+    from that tick on. ``refused``: the broker rejects it at once with that message (an MIS order
+    after the square-off time)."""
     status, filled, value, message, updated = OrderStatus.SUBMITTED, 0, Decimal(0), None, order["placed_tick"]
     cancel_tick = order["cancel_tick"]
+    end_tick, end_message = end if end is not None else (None, "")
+    if refused is not None:
+        if now_tick > updated:
+            status, message, updated = OrderStatus.REJECTED, refused, updated + 1
+        return _order(broker_id, order, status, 0, Decimal(0), message, time_of, updated)
     for tick, action, quantity in order["script"]:
-        if tick > now_tick or status.is_terminal:
+        if tick > now_tick or status.is_terminal or (end_tick is not None and tick >= end_tick):
             break
         if cancel_tick is not None and cancel_tick <= tick and status is not OrderStatus.SUBMITTED:
             break
@@ -75,9 +86,17 @@ def replay_order(seed: int, broker_id: str, order: dict[str, Any], now_tick: int
             status = OrderStatus.FILLED if filled >= order["quantity"] else OrderStatus.PARTIAL
         elif action == "cancel":
             status, message = OrderStatus.CANCELLED, "cancelled by the exchange (simulated)"
-    if (cancel_tick is not None and cancel_tick <= now_tick and not status.is_terminal
-            and status is not OrderStatus.SUBMITTED):
-        status, message, updated = OrderStatus.CANCELLED, "cancelled on request", cancel_tick
+    if not status.is_terminal:
+        if (cancel_tick is not None and cancel_tick <= now_tick and status is not OrderStatus.SUBMITTED
+                and (end_tick is None or cancel_tick < end_tick)):
+            status, message, updated = OrderStatus.CANCELLED, "cancelled on request", cancel_tick
+        elif end_tick is not None and end_tick <= now_tick:
+            status, message, updated = OrderStatus.CANCELLED, end_message, end_tick
+    return _order(broker_id, order, status, filled, value, message, time_of, updated)
+
+
+def _order(broker_id: str, order: dict[str, Any], status: OrderStatus, filled: int, value: Decimal,
+           message: str | None, time_of: Callable[[int], datetime], updated: int) -> BrokerOrder:
     return BrokerOrder(
         broker_order_id=broker_id, exchange=order["exchange"], symbol=order["symbol"],
         product=order["product"], side=Side(order["side"]), quantity=order["quantity"], status=status,
