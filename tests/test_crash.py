@@ -16,11 +16,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
+from hostspec.calendar import ManualClock
 from hostspec.model import OrderStatus, Position, Side
 from recon_plugin.brokers.paper import PaperExchange
 from recon_plugin.stores.tinydb_store import TinyDBStore
@@ -144,3 +146,116 @@ def test_kills_at_random_instants_never_lose_or_double_a_fill(tmp_path):
     assert len(fill_ids) == len(applied)  # one distinct announcement per fill applied, however often sent
     assert sum(p.buy_value for p in state.positions.values()) == sum(
         p.buy_value for p in broker_positions.values()) != Decimal(0)
+
+
+# -- the same, across a trading day's close and the next morning ---------------------------------------
+
+WARP_START = "2026-11-19T13:30:00+05:30"  # Thursday, two hours before the close
+WARP_SPEED = 3000.0  # one real second is 50 minutes: the close after 2.4 s, Friday 06:00 after 19.8 s
+DAYS_CHILD = CHILD.replace(
+    "account, state, received, kill_after_write = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])",
+    "account, state, received, kill_after_write = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])\n"
+    "from datetime import datetime, timedelta\n"
+    "from recon_plugin.calendars.india import IndiaCalendar\n"
+    "class Warp:  # the day passes fast, and the same for every child: anchored to one wall instant\n"
+    "    def now(self):\n"
+    "        return datetime.fromisoformat(sys.argv[5]) + timedelta(seconds=(time.time() - float(sys.argv[6])) * "
+    "float(sys.argv[7]))\n"
+    "warp = Warp()",
+).replace("broker = PaperExchange(Path(account), read_only=True)",
+          "broker = PaperExchange(Path(account), read_only=True, clock=warp)",
+).replace("r = Reconciler(broker, store, Settings(missing_grace_seconds=0, interval_seconds=0.01), emit=sink)",
+          "r = Reconciler(broker, store, Settings(missing_grace_seconds=0, interval_seconds=0.01), emit=sink, "
+          "clock=warp, calendar=IndiaCalendar.default())")
+
+
+class Warp:
+    def __init__(self, wall0: float) -> None:
+        self.wall0 = wall0
+
+    def now(self) -> datetime:
+        return datetime.fromisoformat(WARP_START) + timedelta(seconds=(time.time() - self.wall0) * WARP_SPEED)
+
+
+def every_local_order_and_ledger(store: TinyDBStore) -> tuple[dict, dict]:
+    """The hot state's orders and ledger with every archived day's merged in (each order once)."""
+    state = store.load()
+    orders, ledger = dict(state.orders), dict(state.ledger)
+    for day in store.archived_days():
+        archived = store.load_day(day)
+        assert archived is not None
+        assert not set(archived.orders) & set(orders)  # never held twice
+        orders.update(archived.orders)
+        ledger.update(archived.ledger)
+    return orders, ledger
+
+
+def test_kills_across_the_close_and_the_next_morning_never_lose_or_double_a_fill(tmp_path):
+    assert DAYS_CHILD.count("warp") >= 3  # the child really runs on the warped clock
+    account, state_path, received = tmp_path / "paper.json", tmp_path / "state.json", tmp_path / "received.jsonl"
+    wall0 = time.time()
+    clock = Warp(wall0)
+    exchange = PaperExchange(account, seed=3, tick_seconds=300, reject_rate=0.1, cancel_rate=0.2,
+                             clock=ManualClock(clock.now()))
+    store = TinyDBStore(state_path)
+    rng = random.Random(5)
+    for i in range(60):
+        side, symbol = rng.choice((Side.BUY, Side.SELL)), rng.choice(("INFY", "TCS", "SBIN"))
+        quantity = rng.randint(1, 20)
+        broker_id = exchange.place_order(tag=f"L{i}" if i % 2 == 0 else None, exchange="NSE", symbol=symbol,
+                                         product="CNC", side=side, quantity=quantity)
+        if i % 2 == 0:
+            now = clock.now()
+            store.record_order(order(f"L{i}", status=OrderStatus.SUBMITTED, broker_order_id=broker_id, side=side,
+                                     symbol=symbol, quantity=quantity, created_at=now, updated_at=now))
+    exchange.close()
+    store.close()
+    def args(kill_after_write: float) -> list[str]:
+        return [sys.executable, "-c", DAYS_CHILD, str(account), str(state_path), str(received), str(kill_after_write),
+                WARP_START, repr(wall0), repr(WARP_SPEED)]
+    truth = PaperExchange(account, read_only=True, clock=clock)
+
+    def broker_filled() -> dict[str, int]:
+        tick = truth.tick_at(clock.now())
+        return {bid: truth._state(bid, o, tick).filled_qty for bid, o in truth._account["orders"].items()}
+
+    kills = random.Random(13)
+    while clock.now() < datetime.fromisoformat("2026-11-20T06:30:00+05:30"):  # past Friday's book start
+        first = start_then_kill(args(0.3), kills.uniform(0.0, 0.3))
+        assert first in ("ready", "")
+        reader = TinyDBStore(state_path, read_only=True)
+        orders, ledger = every_local_order_and_ledger(reader)
+        filled = broker_filled()
+        for o in orders.values():  # the ledger never runs ahead of the broker's fills
+            assert o.order_id not in ledger or ledger[o.order_id].filled_qty <= filled[o.broker_order_id]
+        expected: dict[tuple[str, str, str], Position] = {}
+        for order_id, entry in ledger.items():
+            o = orders[order_id]
+            expected[o.key] = (expected.get(o.key) or Position(*o.key)).with_fill(o.side, entry.filled_qty,
+                                                                                 entry.filled_value)
+        assert reader.load().positions == expected  # every fill applied exactly once, archive or not
+        reader.close()
+
+    child = subprocess.Popen(args(0.0), stdout=subprocess.PIPE, text=True)  # a last run without kills
+    child.stdout.readline()
+    time.sleep(1.5)
+    child.send_signal(signal.SIGTERM)
+    child.wait()
+    child.stdout.close()
+    reader = TinyDBStore(state_path, read_only=True)
+    orders, ledger = every_local_order_and_ledger(reader)
+    assert reader.archived_days() == [date(2026, 11, 19)]  # Thursday left the hot state
+    assert all(o.status.is_terminal for o in orders.values())
+    assert Counter(o.broker_order_id for o in orders.values()).most_common(1)[0][1] == 1  # each claimed once
+    filled = broker_filled()
+    assert {o.broker_order_id: (ledger[o.order_id].filled_qty if o.order_id in ledger else 0)
+            for o in orders.values()} == {bid: filled[bid] for bid in (o.broker_order_id for o in orders.values())}
+    assert sum(filled.values()) > 0 and any(o.status is OrderStatus.EXPIRED or o.status is OrderStatus.CANCELLED
+                                            for o in orders.values())
+    deliveries = [json.loads(line) for line in received.read_text().splitlines()]
+    ids_by_seq = defaultdict(set)
+    for d in deliveries:
+        ids_by_seq[d["seq"]].add(d["id"])
+    assert all(len(ids) == 1 for ids in ids_by_seq.values())  # a redelivered event keeps its id
+    assert len({d["id"] for d in deliveries if d["kind"] == "order-filled"}) == len(
+        [e for e in reader.journal() if e.rule in ("fill", "partial-fill", "late-fill")])
