@@ -13,6 +13,7 @@ Invariants every rule keeps, whatever the broker sends:
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TypedDict
 
 from hostspec.model import (
@@ -28,6 +29,7 @@ from hostspec.model import (
     key_str,
     stable_id,
 )
+from recon_plugin.contracts import latest_expiry, may_have_expired
 from recon_plugin.events import (
     OrderCancelled,
     OrderExpired,
@@ -314,13 +316,16 @@ def _is_square_off(b: PlanBuilder, bo: BrokerOrder) -> bool:
 
 
 def _drift_cause(key: InstrumentKey, diffs: dict[InstrumentKey, tuple[int, int]], drifted: list[InstrumentKey],
-                 holdings: dict[tuple[str, str], Holding] | None) -> tuple[Rule, str]:
+                 holdings: dict[tuple[str, str], Holding] | None, today: date) -> tuple[Rule, str]:
     """Why a persistent position mismatch happened, when the evidence says: a delivery position that
-    moved into holdings overnight, or a conversion between two products of one instrument. Anything
-    else is unexplained drift, for a person."""
+    moved into holdings overnight, a derivative whose contract expired, or a conversion between two
+    products of one instrument. Anything else is unexplained drift, for a person."""
     exchange, symbol, product = key
     local_qty, broker_qty = diffs[key]
     gone = local_qty - broker_qty
+    if broker_qty == 0 and may_have_expired(symbol, exchange, today):
+        return R.CONTRACT_EXPIRY, (f"{symbol} expired (by {latest_expiry(symbol, exchange)}): local {local_qty} "
+                                   "-> broker 0")
     held = holdings.get((exchange, symbol)) if holdings is not None else None
     if product == "CNC" and gone > 0 and held is not None and held.quantity >= gone:
         return R.SETTLEMENT, (f"{gone} {symbol} moved into holdings (T1 {held.t1_quantity}, delivered "
@@ -382,7 +387,7 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
     held = {h.key: h for h in holdings} if holdings is not None else None
     for key in drifted:
         local_qty, broker_qty = diffs[key]
-        rule, action = _drift_cause(key, diffs, drifted, held)
+        rule, action = _drift_cause(key, diffs, drifted, held, b.today(key[0]) or b.now.date())
         b.decide(rule, action, None, None, symbol=key_str(key), local={"quantity": local_qty},
                  broker={"quantity": broker_qty})
         b.positions[key] = broker.get(key) or Position(*key)

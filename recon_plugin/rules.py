@@ -116,6 +116,9 @@ class Rule(StrEnum):
     SETTLEMENT = _rule("settlement", Severity.INFO,
                        "a delivery (CNC) position left the broker's positions for its holdings (T1) after its "
                        "trading day: rebuilt from the broker's")
+    CONTRACT_EXPIRY = _rule("contract-expiry", Severity.INFO,
+                            "a derivative position gone from the broker's after its contract's expiry (read from "
+                            "its symbol): rebuilt from the broker's")
     PRODUCT_CONVERSION = _rule("product-conversion", Severity.INFO,
                                "a quantity moved between two products of one instrument with no order (a conversion "
                                "at the broker): both rebuilt from the broker's")

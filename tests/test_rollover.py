@@ -254,3 +254,27 @@ def test_a_position_taken_from_kite_keeps_the_brokers_average_and_divides_out_th
                                "sell_value": 0, "average_price": 76000.5, "multiplier": 10})
     assert gold.buy_value == Decimal("152001.0") and gold.average_price() == Decimal("76000.5000")
     assert gold.with_fill(Side.BUY, 1, Decimal("76001")).broker_average is None  # local fills: local figures
+
+
+def test_a_derivative_gone_after_its_expiry_is_contract_expiry_and_one_not_yet_expired_is_drift() -> None:
+    expired = ("NFO", "NIFTY26NOVFUT", "NRML")
+    local = held({expired: Position(*expired, 75, 75, Decimal("1773753.75"))})
+    p = drift(local, [], [], ist(date(2026, 12, 1), 9, 20))  # December: the November contract is gone
+    assert [d.rule for d in p.decisions] == [Rule.CONTRACT_EXPIRY]
+    assert Rule.CONTRACT_EXPIRY.severity is Severity.INFO
+    weekly = ("NFO", "NIFTY26N2423500PE", "NRML")  # the 24 November 2026 weekly option
+    p = drift(held({weekly: Position(*weekly, 50, 50, Decimal("5000"))}), [], [], ist(WED, 9, 20))
+    assert [d.rule for d in p.decisions] == [Rule.CONTRACT_EXPIRY]
+    december = ("MCX", "GOLDM26DECFUT", "NRML")  # not yet in its month: gone is unexplained
+    p = drift(held({december: Position(*december, 1, 1, Decimal("76000.5"))}), [], [], ist(FRI, 9, 20))
+    assert [d.rule for d in p.decisions] == [Rule.POSITION_DRIFT]
+
+
+def test_expiry_is_read_from_kite_symbols() -> None:
+    from recon_plugin.contracts import latest_expiry
+
+    assert latest_expiry("NIFTY26NOVFUT", "NFO") == date(2026, 11, 30)
+    assert latest_expiry("BANKNIFTY26NOV52000CE", "NFO") == date(2026, 11, 30)
+    assert latest_expiry("NIFTY26N2423500PE", "NFO") == date(2026, 11, 24)
+    assert latest_expiry("USDINR26DECFUT", "CDS") == date(2026, 12, 31)
+    assert latest_expiry("INFY", "NSE") is None and latest_expiry("NIFTYBEES", "NFO") is None
