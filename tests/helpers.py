@@ -158,3 +158,57 @@ def modules_a_host_imports(config: Path, watch: Sequence[str], run_seconds: floa
     result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=cwd, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     return ast.literal_eval(result.stdout.strip().splitlines()[-1])
+
+
+class DayDesk:
+    """A trader's desk through trading days, for the end-to-end tests: a store, a broker and a
+    reconciler on one ManualClock; a subclass opens them (``restart``), the test drives the cycles."""
+
+    clock: Any
+    store: Any
+    broker: Any
+    reconciler: Any
+
+    def __init__(self) -> None:
+        self.reports: list[Any] = []
+
+    def run(self, cycles: int = 6, every: float = 2.0) -> list[Any]:
+        """``cycles`` cycles, ``every`` seconds apart on the clock; every one must complete."""
+        done = []
+        for _ in range(cycles):
+            report = self.reconciler.run_cycle()
+            assert report.error is None, report.error
+            done.append(report)
+            self.clock.advance(every)
+        self.reports += done
+        return done
+
+    def record(self, local_id: str, broker_id: str, symbol: str, quantity: int, exchange: str,
+               product: str) -> str:
+        """Record a placed order locally, as the host's order flow does right after placing it."""
+        now = self.clock.now()
+        self.store.record_order(order(local_id, status=OrderStatus.SUBMITTED, broker_order_id=broker_id,
+                                      symbol=symbol, quantity=quantity, side=Side.BUY, exchange=exchange,
+                                      product=product, created_at=now, updated_at=now))
+        return broker_id
+
+    def local(self, local_id: str) -> Order:
+        """A local order, from the hot state or, once archived, from its day."""
+        state = self.store.load()
+        if local_id in state.orders:
+            return state.orders[local_id]  # type: ignore[no-any-return]
+        for day in self.store.archived_days():
+            archived = self.store.load_day(day)
+            if archived is not None and local_id in archived.orders:
+                return archived.orders[local_id]  # type: ignore[no-any-return]
+        raise KeyError(local_id)
+
+    def positions_agree(self) -> None:
+        local = {k: p.quantity for k, p in self.store.load().positions.items() if p.quantity}
+        assert local == {p.key: p.quantity for p in self.broker.fetch_positions() if p.quantity}
+
+
+def alarms(reports: Sequence[Any]) -> list[str]:
+    """Every decision of these cycles that a person is told about, or that is logged as an error."""
+    return [f"{d.rule} {d.order_id or d.symbol}" for r in reports for d in r.decisions
+            if d.rule.reported or d.rule.severity.value == "error"]

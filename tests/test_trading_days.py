@@ -19,15 +19,15 @@ import pytest
 from kiteconnect import KiteConnect
 
 from hostspec.calendar import ManualClock
-from hostspec.model import Mode, OrderStatus, Side
+from hostspec.model import Mode, OrderStatus
 from recon_plugin.brokers.kite.broker import KiteBroker
 from recon_plugin.calendars.india import IST, IndiaCalendar
-from recon_plugin.rules import Rule, Severity
-from recon_plugin.runner import CycleReport, Reconciler
+from recon_plugin.rules import Rule
+from recon_plugin.runner import Reconciler
 from recon_plugin.settings import Settings
 from recon_plugin.stores.tinydb_store import TinyDBStore
 from recon_plugin.testing.kite_simulator import SIM_ACCESS_TOKEN, SIM_API_KEY, KiteSimulator
-from tests.helpers import order
+from tests.helpers import DayDesk, alarms
 
 S = OrderStatus
 THU, FRI, MON = date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 23)
@@ -43,15 +43,15 @@ def kite_clock() -> ManualClock:
     return ManualClock(ist(THU, 9, 20))
 
 
-class Desk:
-    """A trader's host for the day: the store on disk, a Kite broker, a reconciler on the shared clock.
-    ``restart()`` is a host restart: a new broker and reconciler on the same store file."""
+class Desk(DayDesk):
+    """The Kite desk: a Kite broker to the simulator and a reconciler on the shared store file;
+    ``restart()`` is a host restart (new broker and reconciler, the store file reopened)."""
 
     def __init__(self, sim: KiteSimulator, clock: ManualClock, path: Path) -> None:
+        super().__init__()
         self.sim, self.clock, self.path = sim, clock, path
         self.client = KiteConnect(api_key=SIM_API_KEY, access_token=SIM_ACCESS_TOKEN, root=sim.url, timeout=2)
         self.store = TinyDBStore(path)
-        self.reports: list[CycleReport] = []
         self._open()
 
     def _open(self) -> None:
@@ -66,46 +66,13 @@ class Desk:
         self.store = TinyDBStore(self.path)
         self._open()
 
-    def run(self, cycles: int = 6, every: float = 2.0) -> list[CycleReport]:
-        """``cycles`` cycles, ``every`` seconds apart on the clock (the simulator follows it)."""
-        done = []
-        for _ in range(cycles):
-            report = self.reconciler.run_cycle()
-            assert report.error is None, report.error
-            done.append(report)
-            self.clock.advance(every)
-        self.reports += done
-        return done
-
     def place(self, local_id: str, symbol: str, quantity: int, product: str = "CNC", exchange: str = "NSE",
               variety: str = "regular") -> str:
         """Place through the Kite API with the local id as the tag, and record it as the host would."""
         broker_id = str(self.client.place_order(variety=variety, exchange=exchange, tradingsymbol=symbol,
                                                 transaction_type="BUY", quantity=quantity, product=product,
                                                 order_type="LIMIT", price=100.0, tag=local_id))
-        now = self.clock.now()
-        self.store.record_order(order(local_id, status=S.SUBMITTED, broker_order_id=broker_id, symbol=symbol,
-                                      quantity=quantity, side=Side.BUY, exchange=exchange, product=product,
-                                      created_at=now, updated_at=now))
-        return broker_id
-
-    def local(self, local_id: str) -> object:
-        state = self.store.load()
-        if local_id in state.orders:
-            return state.orders[local_id]
-        day = next(d for d in self.store.archived_days() if local_id in (self.store.load_day(d) or state).orders)
-        return (self.store.load_day(day) or state).orders[local_id]
-
-    def positions_agree(self) -> None:
-        local = {k: p.quantity for k, p in self.store.load().positions.items() if p.quantity}
-        broker = {p.key: p.quantity for p in self.broker.fetch_positions() if p.quantity}
-        assert local == broker
-
-
-def alarms(reports: list[CycleReport]) -> list[str]:
-    """Every decision a person would be told about, or logged as an error."""
-    return [f"{d.rule} {d.order_id or d.symbol}" for r in reports for d in r.decisions
-            if d.rule.reported or d.rule.severity is Severity.ERROR]
+        return self.record(local_id, broker_id, symbol, quantity, exchange, product)
 
 
 def asked_after(sim: KiteSimulator, broker_ids: dict[str, str], since: int) -> Counter[str]:

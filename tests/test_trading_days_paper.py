@@ -24,11 +24,10 @@ from hostspec.host import Host
 from hostspec.model import OrderStatus, Side
 from recon_plugin.brokers.paper import PaperExchange
 from recon_plugin.calendars.india import IST
-from recon_plugin.rules import Rule, Severity
-from recon_plugin.runner import CycleReport, Reconciler, make_reconciler
+from recon_plugin.rules import Rule
+from recon_plugin.runner import make_reconciler
 from recon_plugin.settings import settings_for
-from recon_plugin.stores.tinydb_store import TinyDBStore
-from tests.helpers import order, write
+from tests.helpers import DayDesk, alarms, write
 
 S = OrderStatus
 THU, FRI, MON = date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 23)
@@ -39,16 +38,15 @@ def ist(day: date, hh: int, mm: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hh, mm, tzinfo=IST)
 
 
-class PaperDesk:
+class PaperDesk(DayDesk):
     """A host opened from a config file on the shared clock, cycles driven by the test's hand."""
 
     def __init__(self, config: Path, clock: ManualClock) -> None:
+        super().__init__()
         self.config, self.clock = config, clock
         self.app = App()
         self.asked: Counter[str] = Counter()
-        self.reports: list[CycleReport] = []
         self.host: Host | None = None
-        self.reconciler: Reconciler | None = None
         self.restart()
 
     def restart(self) -> None:
@@ -56,6 +54,7 @@ class PaperDesk:
         self.close()
         self.host = self.app.open_host(self.config, clock=self.clock)
         assert self.host.calendar is not None  # the paper plugin said which calendar it follows
+        self.store, self.broker = self.host.store, self.host.broker
         self.reconciler = make_reconciler(self.host, settings_for(self.host.config))
         self.asked = Counter()  # this host's direct queries
         history = self.exchange.order_history
@@ -74,22 +73,6 @@ class PaperDesk:
         assert self.host is not None and isinstance(self.host.broker, PaperExchange)
         return self.host.broker
 
-    @property
-    def store(self) -> TinyDBStore:
-        assert self.host is not None and isinstance(self.host.store, TinyDBStore)
-        return self.host.store
-
-    def run(self, cycles: int = 6, every: float = 2.0) -> list[CycleReport]:
-        assert self.reconciler is not None
-        done = []
-        for _ in range(cycles):
-            report = self.reconciler.run_cycle()
-            assert report.error is None, report.error
-            done.append(report)
-            self.clock.advance(every)
-        self.reports += done
-        return done
-
     def place(self, local_id: str, symbol: str, quantity: int, *script: tuple[int, str, int],
               product: str = "CNC", exchange: str = "NSE") -> str:
         """Place on the paper account (with a known future: steps at ticks after placement) and record
@@ -99,30 +82,7 @@ class PaperDesk:
         placed = self.exchange._account["orders"][broker_id]
         placed["script"] = [[placed["placed_tick"] + tick, action, qty] for tick, action, qty in script]
         self.exchange._save(self.exchange._account)
-        now = self.clock.now()
-        self.store.record_order(order(local_id, status=S.SUBMITTED, broker_order_id=broker_id, symbol=symbol,
-                                      quantity=quantity, side=Side.BUY, exchange=exchange, product=product,
-                                      created_at=now, updated_at=now))
-        return broker_id
-
-    def local(self, local_id: str) -> object:
-        state = self.store.load()
-        if local_id in state.orders:
-            return state.orders[local_id]
-        for day in self.store.archived_days():
-            archived = self.store.load_day(day)
-            if archived is not None and local_id in archived.orders:
-                return archived.orders[local_id]
-        raise KeyError(local_id)
-
-    def positions_agree(self) -> None:
-        local = {k: p.quantity for k, p in self.store.load().positions.items() if p.quantity}
-        assert local == {p.key: p.quantity for p in self.exchange.fetch_positions() if p.quantity}
-
-
-def alarms(reports: list[CycleReport]) -> list[str]:
-    return [f"{d.rule} {d.order_id or d.symbol}" for r in reports for d in r.decisions
-            if d.rule.reported or d.rule.severity is Severity.ERROR]
+        return self.record(local_id, broker_id, symbol, quantity, exchange, product)
 
 
 @pytest.fixture
