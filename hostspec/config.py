@@ -1,5 +1,5 @@
-"""Configuration: YAML read with ``yaml.safe_load``, validated against the sections the host and its
-plugins declare (``hostspec_config_schema``), with defaults filled in.
+"""Configuration: YAML read as ``yaml.safe_load`` reads it (no Python tags), validated against the
+sections the host and its plugins declare (``hostspec_config_schema``), with defaults filled in.
 
 A section is declared once, as a frozen dataclass whose fields are ``setting(default, help, ...)``:
 the schema the file is validated against and the typed settings object a plugin reads
@@ -11,13 +11,19 @@ the schema the file is validated against and the typed settings object a plugin 
         tick_seconds: float = setting(1.0, "length of one step of the simulated clock", minimum=0.01)
 
 Every problem is a ``ConfigError`` naming the file and the dotted key, which the command line turns
-into one line and exit status 2.
+into one line and exit status 2. The reading is strict, because whatever a file holds that the host
+silently dropped or silently kept would run the host on settings nobody wrote:
+
+- a key written twice in one mapping is refused (YAML would keep the last and lose the first);
+- a number must be finite (``.nan`` and ``.inf`` pass every minimum);
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import reprlib
 import types
 import typing
 from collections.abc import Callable, Hashable, Mapping
@@ -53,20 +59,47 @@ class Option:
         if value is None and self.nullable:
             return None
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        written = value
         accepted = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
         if not accepted and float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value, accepted = float(value), True
+            value, accepted = _as_float(value), True
         if not accepted:
-            raise ConfigError(file, key, f"expected {_type_names(kinds)}, got {type(value).__name__} {value!r}")
+            raise ConfigError(file, key, f"expected {_type_names(kinds)}, got {type(value).__name__} {shown(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            # NaN compares false with every minimum, and an infinite interval never ends: refused here
+            # once rather than by each plugin that reads a number
+            raise ConfigError(file, key, f"must be a finite number, got {shown(written)}")
         if self.choices and value not in self.choices:
-            raise ConfigError(file, key, f"must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+            raise ConfigError(file, key, f"must be one of {', '.join(map(str, self.choices))}, got {shown(value)}")
         if self.minimum is not None and value < self.minimum:
-            raise ConfigError(file, key, f"must be at least {self.minimum}, got {value!r}")
+            raise ConfigError(file, key, f"must be at least {self.minimum}, got {shown(value)}")
         if self.items is not None:
             for i, item in enumerate(value):
                 if not isinstance(item, self.items):
-                    raise ConfigError(file, f"{key}[{i}]", f"expected {self.items.__name__}, got {item!r}")
+                    raise ConfigError(file, f"{key}[{i}]", f"expected {self.items.__name__}, got {shown(item)}")
         return value
+
+
+def _as_float(value: int) -> float:
+    """An integer where a number is expected: as a float, infinite when too large for one."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 60
+_SHOWN.maxlevel = 3
+
+
+def shown(value: Any) -> str:
+    """A value from the file as a message quotes it: its ``repr``, cut short in length and depth (a
+    file may hold a megabyte of text, a thousand nested lists, or an integer too long for decimal)."""
+    try:
+        return _SHOWN.repr(value)
+    except ValueError:  # an int beyond Python's limit on decimal digits
+        return f"an integer of {value.bit_length()} bits" if isinstance(value, int) else f"a {type(value).__name__}"
 
 
 Schema = dict[str, Union[Option, "Schema"]]
@@ -94,7 +127,8 @@ def setting(default: Any, help: str, *, minimum: float | None = None) -> Any:
     """A field of a settings dataclass: its default, its help text and, for numbers, its minimum.
 
     The field's type annotation gives the rest: ``bool``, ``int``, ``float``, ``str``, an ``Enum``
-    (its values are the choices), ``tuple[str, ...]`` (a YAML list), each optionally ``| None``.
+    (its values are the choices), ``tuple[str, ...]`` (a YAML list), each optionally ``| None``. A
+    ``float`` is always finite.
     """
     return dataclasses.field(default=default, metadata={_OPTION: _Limits(help, minimum)})
 
@@ -222,22 +256,101 @@ class Config:
         return self.data[key]
 
 
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader (standard tags only, no Python objects) whose values fail only as
+    YAML errors with a line. The plain loader's constructors raise whatever Python raises on a value
+    they cannot make: ``ValueError`` for a date that does not exist (``2026-02-30``) or an integer
+    longer than Python reads, ``KeyError`` for ``!!bool maybe``, ``AttributeError`` for an empty
+    ``!!timestamp``; each would end the command with a traceback."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception as exc:
+            problem = f"unreadable {node.tag.rpartition(':')[2] or 'value'}: {type(exc).__name__}: {exc}"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _refuse_duplicate_keys(root: yaml.Node, path: Path) -> None:
+    """A key written twice in one mapping, anywhere in the document, as a ``ConfigError`` naming its
+    dotted path and both lines. YAML keeps the last value silently: a section written twice loses
+    the first block (its ``dry_run: true``, say). Keys are compared as written (tag and text); merge
+    keys (``<<``) are not duplicates, since overriding a merged value is what they are for. Walked
+    without recursion, each node once (aliases may share or nest nodes)."""
+    stack: list[tuple[yaml.Node, str]] = [(root, "")]
+    visited: set[int] = set()
+    while stack:
+        node, where = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        children: list[tuple[yaml.Node, str]] = []
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[tuple[str, str], int] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    children += [(key_node, where), (value_node, where)]
+                    continue
+                dotted = f"{where}.{_key_text(key_node.value)}" if where else _key_text(key_node.value)
+                line = key_node.start_mark.line + 1
+                if key_node.tag != _MERGE and (key_node.tag, key_node.value) in lines:
+                    first = lines[(key_node.tag, key_node.value)]
+                    raise ConfigError(path, dotted, f"written twice, at lines {first} and {line} (YAML would keep "
+                                                    "only the second); keep one")
+                lines[(key_node.tag, key_node.value)] = line
+                children.append((value_node, dotted))
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(item, f"{where}[{i}]") for i, item in enumerate(node.value)]
+        stack.extend(reversed(children))  # depth first, in the order of the file
+
+
+def _load(text: str, path: Path) -> Any:
+    """``yaml.safe_load(text)``, refusing a key written twice (``_refuse_duplicate_keys``)."""
+    loader = _Loader(text)  # reads (and checks) the whole text already
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(node, path)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The raw mapping in a YAML file, or a ConfigError naming the file."""
+    """The raw mapping in a YAML file, or a ConfigError naming the file (and the key, for a key
+    written twice): never any other exception, whatever the file holds."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(path, "", "file not found") from None
     except OSError as exc:
         raise ConfigError(path, "", f"cannot read: {exc.strerror}") from None
     try:
-        raw = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(path, "", f"not UTF-8 text: line {line}, byte {exc.start + 1}") from None
+    try:
+        raw = _load(text, path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        if mark is not None:
+            where = f"line {mark.line + 1}, column {mark.column + 1}: "
+        elif isinstance(exc, yaml.reader.ReaderError):  # a character YAML refuses anywhere in the text
+            where = f"line {text.count(chr(10), 0, exc.position) + 1}: "
+        else:
+            where = ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(path, "", f"YAML error: {where}{problem}") from None
+    except RecursionError:  # the YAML composer recurses once per level of nesting
+        raise ConfigError(path, "", "nested too deeply") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -296,7 +409,7 @@ def _validate(raw: Any, schema: Schema, path: str | Path, prefix: str, lenient: 
         raise ConfigError(path, prefix, f"must be a mapping, got {type(raw).__name__}")
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        dotted = f"{prefix}.{key}" if prefix else str(key)
+        dotted = f"{prefix}.{_key_text(key)}" if prefix else _key_text(key)
         spec = schema.get(key) if isinstance(key, str) else None
         if spec is None:
             if lenient and not prefix:
@@ -309,3 +422,12 @@ def _validate(raw: Any, schema: Schema, path: str | Path, prefix: str, lenient: 
         if key not in out:
             out[key] = _validate({}, spec, path, key, False) if isinstance(spec, dict) else copy.copy(spec.default)
     return out
+
+
+def _key_text(key: Any) -> str:
+    """A key as a message names it: a text key as written (cut short when very long), anything else
+    (a number, a date, a list used as a key) as ``shown`` quotes it."""
+    if not isinstance(key, str):
+        return shown(key)
+    return key if len(key) <= 80 else f"{key[:77]}..."
+

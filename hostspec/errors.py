@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import ClassVar
 
 
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable (a newline, a terminal escape) written as
+    its Python escape: a message is one line whatever a file or a key name holds."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class HostError(Exception):
     """Something the host or a plugin reports to the person running it, as one line."""
 
@@ -24,7 +30,7 @@ class ConfigError(HostError):
     exit_status = 2
 
     def __init__(self, file: str | Path, key: str, message: str) -> None:
-        super().__init__(f"{file}: {key}: {message}" if key else f"{file}: {message}")
+        super().__init__(one_line(f"{file}: {key}: {message}" if key else f"{file}: {message}"))
         self.file = str(file)
         self.key = key
 

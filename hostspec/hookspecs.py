@@ -46,8 +46,9 @@ def hostspec_config_schema() -> Mapping[str, Section] | None:
     ``hostspec.config.Schema`` of ``Option`` objects is accepted too.)
 
     The host validates the YAML file against the union of all sections before anything starts: an
-    unknown key or a value of the wrong type stops the host with exit status 2 and a message naming
-    the file and the key. Defaults fill in omitted keys.
+    unknown key, a key written twice, a value of the wrong type or a number that is not finite
+    stops the host with exit status 2 and a message naming the file and the key. Defaults fill in
+    omitted keys.
 
     Called once, before ``hostspec_configure``.
     """
