@@ -15,13 +15,17 @@ into one line and exit status 2. The reading is strict, because whatever a file 
 silently dropped or silently kept would run the host on settings nobody wrote:
 
 - a key written twice in one mapping is refused (YAML would keep the last and lose the first);
+- an unknown key is refused, with the nearest known key as a suggestion; the only sections that
+  are not checked are those of plugins that are not loaded (``validate``'s ``tolerated``);
 - a number must be finite (``.nan`` and ``.inf`` pass every minimum);
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
+import difflib
 import math
 import reprlib
 import types
@@ -100,6 +104,12 @@ def shown(value: Any) -> str:
         return _SHOWN.repr(value)
     except ValueError:  # an int beyond Python's limit on decimal digits
         return f"an integer of {value.bit_length()} bits" if isinstance(value, int) else f"a {type(value).__name__}"
+
+
+def did_you_mean(name: str, candidates: typing.Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the candidate nearest to a misspelt ``name`` (difflib), or ``""``."""
+    match = difflib.get_close_matches(name, sorted(set(candidates)), n=1)
+    return f"; did you mean {match[0]!r}?" if match else ""
 
 
 Schema = dict[str, Union[Option, "Schema"]]
@@ -393,34 +403,41 @@ def merge_schemas(contributions: list[tuple[str, Mapping[str, Section]]]) -> tup
 
 
 def validate(raw: Mapping[str, Any], schema: Schema, path: str | Path,
-             lenient_sections: bool = False) -> dict[str, Any]:
+             tolerated: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Check ``raw`` against ``schema`` and fill in defaults.
 
-    ``lenient_sections``: an unknown top-level section is dropped instead of refused (used when some
-    plugins are disabled, since a disabled plugin's section is legitimately unread).
+    An unknown key is refused, with the nearest known key as a suggestion. ``tolerated``: the
+    sections (dotted paths) of plugins that are not loaded, each with its plugin's name: nothing
+    reads such a section, so it is dropped unchecked (see ``sections_in_source``). Nothing else is.
     """
-    return _validate(raw, schema, path, "", lenient_sections)
+    return _validate(raw, schema, path, "", tolerated or {})
 
 
-def _validate(raw: Any, schema: Schema, path: str | Path, prefix: str, lenient: bool) -> dict[str, Any]:
+def _validate(raw: Any, schema: Schema, path: str | Path, prefix: str, tolerated: Mapping[str, str]) -> dict[str, Any]:
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
         raise ConfigError(path, prefix, f"must be a mapping, got {type(raw).__name__}")
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        dotted = f"{prefix}.{_key_text(key)}" if prefix else _key_text(key)
         spec = schema.get(key) if isinstance(key, str) else None
+        dotted = f"{prefix}.{_key_text(key)}" if prefix else _key_text(key)
         if spec is None:
-            if lenient and not prefix:
+            if isinstance(key, str) and dotted in tolerated:
                 continue
+            if isinstance(key, str) and any(t.startswith(f"{dotted}.") for t in tolerated):
+                _validate(value, {}, path, dotted, tolerated)  # holds a tolerated section, and nothing else
+                continue
+            nearby = [t[len(prefix) + 1:] if prefix else t for t in tolerated
+                      if not prefix or t.startswith(f"{prefix}.")]
             known = ", ".join(sorted(schema)) or "none"
-            raise ConfigError(path, dotted, f"unknown key (known here: {known})")
-        out[key] = (_validate(value, spec, path, dotted, False) if isinstance(spec, dict)
+            suggestion = did_you_mean(_key_text(key), [*schema, *(t.split(".")[0] for t in nearby)])
+            raise ConfigError(path, dotted, f"unknown key{suggestion} (known here: {known})")
+        out[key] = (_validate(value, spec, path, dotted, tolerated) if isinstance(spec, dict)
                     else spec.check(value, path, dotted))
     for key, spec in schema.items():
         if key not in out:
-            out[key] = _validate({}, spec, path, key, False) if isinstance(spec, dict) else copy.copy(spec.default)
+            out[key] = _validate({}, spec, path, key, {}) if isinstance(spec, dict) else copy.copy(spec.default)
     return out
 
 
@@ -431,3 +448,28 @@ def _key_text(key: Any) -> str:
         return shown(key)
     return key if len(key) <= 80 else f"{key[:77]}..."
 
+
+def sections_in_source(source: str) -> list[str] | None:
+    """The sections a plugin declares, read from its source without running any of it: the text keys
+    of the dict literals its ``hostspec_config_schema`` returns (``return {"broker.x": XSettings}``).
+
+    None when the source does not say: no such function in it (the hooks live elsewhere), or a return
+    value that is not such a literal. This is how the host knows which sections belong to a plugin
+    that is not loaded (disabled, or failing to import): importing it to ask would run the very code
+    the user switched off, with whatever its imports do (threads, network, a test framework).
+    """
+    sections: list[str] | None = None
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "hostspec_config_schema":
+            sections = sections or []
+            for ret in ast.walk(node):
+                if not isinstance(ret, ast.Return) or ret.value is None or (
+                        isinstance(ret.value, ast.Constant) and ret.value.value is None):
+                    continue
+                if not isinstance(ret.value, ast.Dict):
+                    return None
+                keys = [k.value for k in ret.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+                if len(keys) != len(ret.value.keys):
+                    return None
+                sections += keys
+    return sections

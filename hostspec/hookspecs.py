@@ -50,6 +50,13 @@ def hostspec_config_schema() -> Mapping[str, Section] | None:
     stops the host with exit status 2 and a message naming the file and the key. Defaults fill in
     omitted keys.
 
+    Return a dict literal with the section paths written out, as above: when your plugin is not
+    loaded (``plugins.disabled``, ``TRADEHOST_DISABLE_PLUGINS``, or it fails to import) the host
+    reads those paths from this function's source, without importing the plugin, and leaves those
+    sections of the file unread while refusing every other unknown key. If the source does not say
+    (the paths are computed, or the hook is defined in another module than the entry point's), the
+    only section left unread is the top-level one named after your entry point.
+
     Called once, before ``hostspec_configure``.
     """
 

@@ -1,6 +1,8 @@
 """The strict configuration rules (issue #18): nothing in the file is silently dropped or silently
 kept. Each case ends with exit status 2 and one line naming the file and the key.
 
+- a typo is refused even when some plugin is disabled: only the sections of plugins that are not
+  loaded are left unread, and those are known without importing the plugin;
 - a number is finite;
 - a key written twice in one mapping is refused, with both lines.
 """
@@ -12,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from hostspec.cli import main
-from hostspec.config import ConfigError, read_yaml
-from tests.helpers import write
+from hostspec.config import ConfigError, read_yaml, sections_in_source
+from tests.helpers import modules_a_host_imports, tradehost, write
+from tests.test_host import make_distribution
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -41,6 +44,86 @@ def refused(path: Path, capsys: pytest.CaptureFixture[str]) -> str:
 def accepted(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["recon", "status", "--config", str(path)])
     assert status == 0, capsys.readouterr().err
+
+
+# -- row 1: a typo is never silently dropped ----------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "key", "suggestion"), [
+    ("mdoe: live\n", "mdoe", "mode"),
+    ("reconcilation:\n  dry_run: true\n", "reconcilation", "reconciliation"),
+    ("broker:\n  paper:\n    tick_second: 2\n", "broker.paper.tick_second", "tick_seconds"),
+    ("dmeo:\n  enabled: true\n", "dmeo", "demo"),  # a disabled plugin's section, misspelt
+])
+def test_a_typo_beside_a_disabled_plugin_is_refused_with_a_suggestion(config, capsys, text, key, suggestion):
+    """As in configs/live.yaml and dev.yaml: ``plugins.disabled: [demo]`` used to make every unknown
+    top-level section tolerated, so the host ran on defaults (writing, in paper mode)."""
+    err = refused(config(f"store:\n  path: STORE\nplugins:\n  disabled: [demo]\n{text}"), capsys)
+    assert f": {key}: unknown key; did you mean {suggestion!r}?" in err
+
+
+def test_a_typo_beside_a_plugin_disabled_by_the_environment_is_refused(config, capsys, monkeypatch):
+    monkeypatch.setenv("TRADEHOST_DISABLE_PLUGINS", "demo")
+    err = refused(config("store:\n  path: STORE\nmdoe: live\n"), capsys)
+    assert ": mdoe: unknown key; did you mean 'mode'?" in err
+
+
+@pytest.mark.parametrize(("disabled", "section"), [
+    ("demo", "demo:\n  enabled: true\n  orders: 3\n"),
+    ("recon", "reconciliation:\n  dry_run: true\n"),  # a section not named after its plugin
+    ("kite", "broker:\n  kite:\n    root: https://example.invalid\n"),  # a nested section
+])
+def test_the_sections_a_disabled_plugin_declares_are_left_unread(config, capsys, disabled, section):
+    accepted(config(f"store:\n  path: STORE\nplugins:\n  disabled: [{disabled}]\n{section}"), capsys)
+
+
+def test_beside_a_disabled_plugins_nested_section_a_typo_is_still_refused(config, capsys):
+    err = refused(config("store:\n  path: STORE\nplugins:\n  disabled: [kite]\nbroker:\n  kite: {}\n  nmae: paper\n"),
+                  capsys)
+    assert ": broker.nmae: unknown key; did you mean 'name'?" in err
+
+
+def test_a_plugin_that_fails_to_load_keeps_its_declared_sections_and_nothing_else(tmp_path):
+    site = make_distribution(tmp_path / "site", "widget-plugin", """
+        import no_such_dependency_xyz
+        from hostspec import hookimpl
+
+        @hookimpl
+        def hostspec_config_schema():
+            return {"widgets": WidgetSettings, "broker.widget": WidgetBrokerSettings}
+    """)
+    env = {"PYTHONPATH": str(site)}
+    good = _write(tmp_path, "store:\n  path: STORE\nwidgets:\n  size: 3\nbroker:\n  widget:\n    url: x\n")
+    result = tradehost("recon", "status", "--config", str(good), env=env)
+    assert result.returncode == 0, result.stderr
+    bad = _write(tmp_path, "store:\n  path: STORE\nwidgest:\n  size: 3\n")
+    result = tradehost("recon", "status", "--config", str(bad), env=env)
+    assert result.returncode == 2
+    assert "widgest: unknown key; did you mean 'widgets'?" in result.stderr
+
+
+def test_a_disabled_plugin_is_not_imported_to_learn_its_sections(config, monkeypatch):
+    """Its section is known from its source: a plugin switched off by the environment is never
+    imported, not even to ask for its schema (its imports could start anything)."""
+    monkeypatch.setenv("TRADEHOST_DISABLE_PLUGINS", "demo")
+    path = config("store:\n  path: STORE\ndemo:\n  enabled: true\n")
+    assert modules_a_host_imports(path, ("recon_plugin.testing.demo",)) == []
+
+
+def test_a_misspelt_name_in_plugins_disabled_is_refused(config, capsys):
+    """A typo there would leave running the very plugin it meant to switch off."""
+    err = refused(config("store:\n  path: STORE\nplugins:\n  disabled: [dmeo]\n"), capsys)
+    assert ": plugins.disabled[0]: no plugin is named 'dmeo'; did you mean 'demo'?" in err
+
+
+def test_the_sections_a_plugin_declares_are_read_from_its_source() -> None:
+    assert sections_in_source("@hookimpl\ndef hostspec_config_schema():\n    return {'a': A, 'broker.b': B}\n") \
+        == ["a", "broker.b"]
+    assert sections_in_source("class P:\n    def hostspec_config_schema(self):\n"
+                              "        if x:\n            return None\n        return {'c': C}\n") == ["c"]
+    assert sections_in_source("def hostspec_config_schema():\n    return SECTIONS\n") is None  # cannot tell
+    assert sections_in_source("def hostspec_config_schema():\n    return {NAME: S}\n") is None
+    assert sections_in_source("from .impl import hostspec_config_schema\n") is None
+    assert sections_in_source("def hostspec_startup():\n    pass\n") is None
 
 
 # -- row 2: finite numbers ------------------------------------------------------------------------------
