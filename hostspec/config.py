@@ -18,6 +18,8 @@ silently dropped or silently kept would run the host on settings nobody wrote:
 - an unknown key is refused, with the nearest known key as a suggestion; the only sections that
   are not checked are those of plugins that are not loaded (``validate``'s ``tolerated``);
 - a number must be finite (``.nan`` and ``.inf`` pass every minimum);
+- a settings class may add rules across its fields: a method ``check(self)`` raising
+  ``SettingError(field, message)``, run when the file is loaded (``Config``).
 """
 
 from __future__ import annotations
@@ -39,10 +41,10 @@ from typing import Any, TypeVar, Union
 
 import yaml
 
-from hostspec.errors import ConfigError
+from hostspec.errors import ConfigError, SettingError
 from hostspec.model import Mode
 
-__all__ = ["Config", "ConfigError", "Option", "Schema", "Section", "schema_of", "setting"]
+__all__ = ["Config", "ConfigError", "Option", "Schema", "Section", "SettingError", "schema_of", "setting"]
 
 T = TypeVar("T")
 
@@ -139,6 +141,11 @@ def setting(default: Any, help: str, *, minimum: float | None = None) -> Any:
     The field's type annotation gives the rest: ``bool``, ``int``, ``float``, ``str``, an ``Enum``
     (its values are the choices), ``tuple[str, ...]`` (a YAML list), each optionally ``| None``. A
     ``float`` is always finite.
+
+    A rule across fields (a combination of values that cannot work) is a method of the class,
+    ``def check(self) -> None``, raising ``SettingError(field_name, message)``; the host runs it once,
+    when the file is loaded, and reports it as a ``ConfigError`` naming ``<section>.<field_name>``.
+    It is not a ``__post_init__``, so code (and tests) may still build any instance directly.
     """
     return dataclasses.field(default=default, metadata={_OPTION: _Limits(help, minimum)})
 
@@ -212,6 +219,13 @@ class StoreChoice:
     path: str = setting("var/recon-state.json", "where the store keeps its data (relative to the working "
                                                 "directory)")
 
+    def check(self) -> None:
+        """A path no file can have is refused here, not by the store's first write."""
+        if not self.path.strip():
+            raise SettingError("path", "must name a file, got an empty path")
+        if "\0" in self.path:
+            raise SettingError("path", "must not contain a NUL character")
+
 
 @dataclass(frozen=True)
 class PluginSettings:
@@ -226,7 +240,11 @@ _MODE = Option(str, Mode.PAPER.value, "paper or live", choices=tuple(m.value for
 
 class Config:
     """The validated configuration: nested dicts with every default filled in, and typed settings
-    objects for every section declared as a settings dataclass (``get``)."""
+    objects for every section declared as a settings dataclass (``get``).
+
+    Every declared section's settings object is built here, so that its ``check()`` (the rules across
+    its fields) refuses the file when it is loaded, before any plugin starts, rather than when a
+    plugin first reads the section."""
 
     def __init__(self, data: dict[str, Any], path: Path, declared: Mapping[type, str] | None = None) -> None:
         self.data = data
@@ -234,6 +252,8 @@ class Config:
         self._declared = {BrokerChoice: "broker", StoreChoice: "store", PluginSettings: "plugins",
                           **(declared or {})}
         self._built: dict[type, Any] = {}
+        for cls in self._declared:
+            self.get(cls)
 
     @property
     def mode(self) -> Mode:
@@ -252,7 +272,15 @@ class Config:
         if cls not in self._built:
             if cls not in self._declared:
                 raise KeyError(f"no configuration section is declared with {cls.__qualname__}")
-            self._built[cls] = settings_from(cls, self.section(self._declared[cls]))
+            dotted = self._declared[cls]
+            settings = settings_from(cls, self.section(dotted))
+            check = getattr(settings, "check", None)
+            if callable(check):
+                try:
+                    check()
+                except SettingError as exc:
+                    raise ConfigError(self.path, f"{dotted}.{exc.field}", exc.message) from None
+            self._built[cls] = settings
         return typing.cast(T, self._built[cls])
 
     def section(self, dotted: str) -> dict[str, Any]:

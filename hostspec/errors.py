@@ -35,6 +35,16 @@ class ConfigError(HostError):
         self.key = key
 
 
+class SettingError(ValueError):
+    """Raised by a settings dataclass's ``check()`` (a rule across its fields): names the field, not the
+    file or the section, which the host adds when it turns this into a ``ConfigError``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
 class PluginError(HostError):
     """A plugin raised where the host cannot go on; names the plugin and the hook."""
 

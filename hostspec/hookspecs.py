@@ -48,7 +48,8 @@ def hostspec_config_schema() -> Mapping[str, Section] | None:
     The host validates the YAML file against the union of all sections before anything starts: an
     unknown key, a key written twice, a value of the wrong type or a number that is not finite
     stops the host with exit status 2 and a message naming the file and the key. Defaults fill in
-    omitted keys.
+    omitted keys. Rules across fields go in the settings class, as ``def check(self) -> None``
+    raising ``hostspec.config.SettingError(field, message)``; it runs when the file is loaded.
 
     Return a dict literal with the section paths written out, as above: when your plugin is not
     loaded (``plugins.disabled``, ``TRADEHOST_DISABLE_PLUGINS``, or it fails to import) the host
