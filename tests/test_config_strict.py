@@ -5,7 +5,8 @@ kept. Each case ends with exit status 2 and one line naming the file and the key
   loaded are left unread, and those are known without importing the plugin;
 - a number is finite;
 - a key written twice in one mapping is refused, with both lines;
-- settings that make the missing-order ladder impossible are refused (a settings class's ``check``).
+- settings that make the missing-order ladder impossible are refused (a settings class's ``check``);
+- a secret written where its environment variable's name belongs is refused without being quoted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hostspec.config import (
     setting,
     validate,
 )
+from recon_plugin.brokers.kite.broker import secret_from_env
 from recon_plugin.settings import Settings
 from tests.helpers import modules_a_host_imports, tradehost, write
 from tests.test_host import make_distribution
@@ -226,3 +228,25 @@ def test_an_unusable_store_path_is_refused_by_its_key(config, capsys):
     assert ": store.path: must not contain a NUL" in refused(config('store:\n  path: "a\\0b"\n'), capsys)
 
 
+# -- row 5: a secret where its variable's name belongs ----------------------------------------------------
+
+SECRET = "r4nd0mk1t3ap1k3y"  # what a Kite API key looks like: lower-case letters and digits
+
+
+@pytest.mark.parametrize("key", ["api_key_env", "access_token_env", "api_secret_env"])
+def test_a_secret_in_place_of_its_variables_name_is_refused_without_being_quoted(tmp_path, key):
+    path = _write(tmp_path, f"store:\n  path: STORE\nmode: live\nbroker:\n  name: kite\n  kite:\n    {key}: {SECRET}\n")
+    for command in (("recon", "check"), ("run", "--duration", "1"), ("kite", "login")):
+        result = tradehost(*command, "--config", str(path), env={"KITE_API_KEY": "k", "KITE_ACCESS_TOKEN": "t"})
+        assert result.returncode == 2, (command, result.stderr)
+        assert f"broker.kite.{key}: is not an environment variable name" in result.stderr
+        assert SECRET not in result.stderr + result.stdout
+
+
+def test_secret_from_env_never_quotes_what_is_not_a_variable_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_KITE_KEY", "the-key")
+    assert secret_from_env("MY_KITE_KEY", "broker.kite.api_key_env", tmp_path / "c.yaml") == "the-key"
+    with pytest.raises(ConfigError) as caught:
+        secret_from_env(SECRET, "broker.kite.api_key_env", tmp_path / "c.yaml")
+    assert "broker.kite.api_key_env: is not an environment variable name" in str(caught.value)
+    assert SECRET not in str(caught.value)
