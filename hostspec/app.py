@@ -3,19 +3,33 @@ opened from a configuration file with the plugins that file allows."""
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.metadata
+import logging
+import sys
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import TypeVar
 
 from hostspec.calendar import Clock
 from hostspec.commands import Command
-from hostspec.config import Config, disabled_plugins, merge_schemas, read_yaml, validate
+from hostspec.config import (
+    Config,
+    did_you_mean,
+    disabled_plugins,
+    merge_schemas,
+    read_yaml,
+    sections_in_source,
+    validate,
+)
 from hostspec.errors import ConfigError, PluginError
 from hostspec.host import Host
-from hostspec.manager import PluginManager, env_disabled
+from hostspec.manager import ENTRY_POINT_GROUP, PluginManager, env_disabled
 
 F = TypeVar("F", bound=Callable[..., object])
+log = logging.getLogger("tradehost")
 
 
 class App:
@@ -38,13 +52,18 @@ class App:
         """
         path = Path(config_path)
         raw = read_yaml(path)
-        disabled = [*env_disabled(), *disabled_plugins(raw, path)]
-        plugins = PluginManager(disabled, extra=[*self.extra_plugins, *extra_plugins])
+        extras = [*self.extra_plugins, *extra_plugins]
+        in_file = disabled_plugins(raw, path)
+        if in_file:
+            _refuse_unknown_plugins(in_file, {name for name, _ in extras}, path)
+        plugins = PluginManager([*env_disabled(), *in_file], extra=extras)
         try:
             schema, declared = merge_schemas(plugins.config_sections())
         except (PluginError, ValueError) as exc:
             raise ConfigError(path, "", str(exc)) from exc
-        config = Config(validate(raw, schema, path, lenient_sections=bool(disabled)), path, declared)
+        not_loaded = [*plugins.blocked, *(failure.name for failure in plugins.failures)]
+        tolerated = _sections_of(not_loaded, {name for name, _ in extras}) if not_loaded else {}
+        config = Config(validate(raw, schema, path, tolerated), path, declared)
         try:
             plugins.configure(config)
             calendar = plugins.market_calendar(config)
@@ -81,6 +100,76 @@ class App:
             self._managers[host].shutdown(host)
         finally:
             host.close()
+
+
+def _installed() -> set[str]:
+    return {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _refuse_unknown_plugins(names: list[str], in_process: Collection[str], path: Path) -> None:
+    """``plugins.disabled`` names only plugins there are: a misspelt name would leave the plugin it
+    meant running (the environment's list is not checked: it is not the file's)."""
+    known = _installed() | set(in_process)
+    for i, name in enumerate(names):
+        if name not in known:
+            raise ConfigError(path, f"plugins.disabled[{i}]", f"no plugin is named {name!r}{did_you_mean(name, known)} "
+                                                              f"(installed: {', '.join(sorted(known))})")
+
+
+def _sections_of(plugins: Iterable[str], in_process: Collection[str]) -> dict[str, str]:
+    """The config sections of plugins that are not loaded (disabled, or failing to load), by dotted
+    path, each with its plugin's name: the sections its source declares (``sections_in_source``),
+    or, when the source does not say, the top-level section named after the plugin. Its code never
+    runs: a disabled plugin is not imported, not even to ask for its schema."""
+    wanted = set(plugins)
+    sections: dict[str, str] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in wanted:
+            for section in _declared_in_module(ep.module) or [ep.name]:
+                sections.setdefault(section, ep.name)
+    for name in wanted & set(in_process):
+        sections.setdefault(name, name)
+    for section, plugin in sections.items():
+        log.debug("config section %s is not read: plugin %r is not loaded", section, plugin)
+    return sections
+
+
+def _declared_in_module(module: str) -> list[str] | None:
+    """``sections_in_source`` of an importable module, read without executing it or its packages."""
+    try:
+        spec = _find_without_import(module)
+        if spec is None:
+            return None
+        if isinstance(spec.loader, importlib.abc.InspectLoader):
+            source = spec.loader.get_source(module)
+        elif spec.has_location and spec.origin and spec.origin.endswith(".py"):  # a loader of its own (pytest's)
+            source = Path(spec.origin).read_text(encoding="utf-8")
+        else:
+            return None
+        return sections_in_source(source) if source else None
+    except Exception:  # a source the host cannot read: the plugin falls back to the rule by its name
+        log.debug("cannot read the sections of %s from its source", module, exc_info=True)
+        return None
+
+
+def _find_without_import(module: str) -> importlib.machinery.ModuleSpec | None:
+    """Where ``module`` is, found as ``import`` finds it (each finder on ``sys.meta_path``, package by
+    package, in the parent's search path) but without executing it or its parent packages, which
+    ``importlib.util.find_spec`` would import."""
+    spec: importlib.machinery.ModuleSpec | None = None
+    parts = module.split(".")
+    for depth in range(1, len(parts) + 1):
+        search = None if spec is None else list(spec.submodule_search_locations or [])
+        name = ".".join(parts[:depth])
+        spec = next((found for finder in sys.meta_path if (found := _find_spec(finder, name, search))), None)
+        if spec is None:
+            return None
+    return spec
+
+
+def _find_spec(finder: object, name: str, search: list[str] | None) -> importlib.machinery.ModuleSpec | None:
+    find = getattr(finder, "find_spec", None)
+    return find(name, search) if callable(find) else None
 
 
 def _choose(registry: dict[str, tuple[str, F]], name: str, what: str, path: Path) -> F:

@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import ClassVar
 
 
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable (a newline, a terminal escape) written as
+    its Python escape: a message is one line whatever a file or a key name holds."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class HostError(Exception):
     """Something the host or a plugin reports to the person running it, as one line."""
 
@@ -24,9 +30,19 @@ class ConfigError(HostError):
     exit_status = 2
 
     def __init__(self, file: str | Path, key: str, message: str) -> None:
-        super().__init__(f"{file}: {key}: {message}" if key else f"{file}: {message}")
+        super().__init__(one_line(f"{file}: {key}: {message}" if key else f"{file}: {message}"))
         self.file = str(file)
         self.key = key
+
+
+class SettingError(ValueError):
+    """Raised by a settings dataclass's ``check()`` (a rule across its fields): names the field, not the
+    file or the section, which the host adds when it turns this into a ``ConfigError``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
 class PluginError(HostError):

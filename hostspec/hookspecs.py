@@ -46,8 +46,17 @@ def hostspec_config_schema() -> Mapping[str, Section] | None:
     ``hostspec.config.Schema`` of ``Option`` objects is accepted too.)
 
     The host validates the YAML file against the union of all sections before anything starts: an
-    unknown key or a value of the wrong type stops the host with exit status 2 and a message naming
-    the file and the key. Defaults fill in omitted keys.
+    unknown key, a key written twice, a value of the wrong type or a number that is not finite
+    stops the host with exit status 2 and a message naming the file and the key. Defaults fill in
+    omitted keys. Rules across fields go in the settings class, as ``def check(self) -> None``
+    raising ``hostspec.config.SettingError(field, message)``; it runs when the file is loaded.
+
+    Return a dict literal with the section paths written out, as above: when your plugin is not
+    loaded (``plugins.disabled``, ``TRADEHOST_DISABLE_PLUGINS``, or it fails to import) the host
+    reads those paths from this function's source, without importing the plugin, and leaves those
+    sections of the file unread while refusing every other unknown key. If the source does not say
+    (the paths are computed, or the hook is defined in another module than the entry point's), the
+    only section left unread is the top-level one named after your entry point.
 
     Called once, before ``hostspec_configure``.
     """

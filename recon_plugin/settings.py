@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from hostspec.config import Config, setting
+from hostspec.config import Config, SettingError, setting
 from hostspec.model import Mode
 
 
@@ -36,6 +36,20 @@ class Settings:
     position_mismatch_cycles: int = setting(2, "cycles a position mismatch must persist before a rebuild",
                                             minimum=1)
     mode: Mode = field(default=Mode.PAPER)
+
+    def check(self) -> None:
+        """Refuse what makes the missing-order ladder impossible (``recon_plugin.resolve.reconcile_missing``).
+
+        An acknowledged order the book stops listing is counted, and at ``missing_retries`` misses it
+        is asked for by id: only that answer finds it or marks it LOST. With no query allowed it is
+        counted for ever, one store write and one discrepancy each cycle, with no end and no alarm
+        that says why. Every other value keeps the ladder finite (``missing_retries`` >= 1, a grace
+        that ends); a reconciler that is switched off has no ladder, so any value is allowed there.
+        """
+        if self.enabled and self.max_queries_per_cycle == 0:
+            raise SettingError("max_queries_per_cycle", "0 would leave an order missing from the broker's book "
+                                                        "counted for ever: the missing-order ladder needs a "
+                                                        "query after missing_retries misses; use at least 1")
 
     @property
     def interval(self) -> float:

@@ -29,7 +29,7 @@ from hostspec.errors import ConfigError
 from hostspec.host import Host
 from hostspec.model import BrokerOrder, Holding, Position, Side
 from hostspec.secrets import redact, register_secret
-from recon_plugin.brokers.kite.settings import KiteSettings
+from recon_plugin.brokers.kite.settings import KiteSettings, variable_name_problem
 from recon_plugin.brokers.kite.statuses import OrderParser, holding_from_kite, order_from_kite, position_from_kite
 
 log = logging.getLogger(__name__)
@@ -248,6 +248,10 @@ class KiteBroker:
 
 
 def secret_from_env(variable: str, config_key: str, config_path: Path) -> str:
+    """The secret in the environment variable ``variable`` (named by ``config_key``). A ``variable``
+    that is no variable's name is refused without quoting it: it may be the secret itself."""
+    if problem := variable_name_problem(variable):
+        raise ConfigError(config_path, config_key, problem)
     value = os.environ.get(variable)
     if not value:
         raise ConfigError(config_path, config_key, f"environment variable {variable} is not set")

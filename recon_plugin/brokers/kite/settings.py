@@ -3,9 +3,25 @@ environment variables (or the token file) that hold them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 
-from hostspec.config import setting
+from hostspec.config import SettingError, setting
+
+VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+"""What an ``*_env`` setting may hold: an environment variable's name as POSIX utilities spell them
+(upper case, digits, underscores). Stricter than what a shell accepts, on purpose: a Kite API key is
+lower-case letters and digits and an access token mixes cases, so a secret pasted where its
+variable's name belongs never passes for a name, and is never quoted back (in an error, a log)."""
+
+
+def variable_name_problem(value: str) -> str | None:
+    """Why ``value`` is not an environment variable's name (without quoting it: it may be the secret
+    itself), or None when it is one."""
+    if VARIABLE_NAME.fullmatch(value):
+        return None
+    return ("is not an environment variable name (A-Z, 0-9 and _, not starting with a digit); if it is "
+            "the secret itself, take it out of the file: set the variable in the environment and name it here")
 
 
 @dataclass(frozen=True)
@@ -18,3 +34,11 @@ class KiteSettings:
     timeout_seconds: float = setting(7.0, "HTTP timeout per request", minimum=0.1)
     access_token_file: str | None = setting(None, "a file holding the access token, re-read when the session "
                                                   "expires (tradehost kite login --token-file writes it)")
+
+    def check(self) -> None:
+        """Each ``*_env`` setting names a variable (``variable_name_problem``), refused when the file
+        is loaded: before the broker (or ``kite login``) would say "environment variable <it> is not
+        set", quoting a secret written in its place."""
+        for field in fields(self):
+            if field.name.endswith("_env") and (problem := variable_name_problem(getattr(self, field.name))):
+                raise SettingError(field.name, problem)
