@@ -104,6 +104,7 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
     """The changes and events that reconcile ``state`` with ``snapshot``, by the rules."""
     b = PlanBuilder(state, settings, snapshot.fetched_at, snapshot.calendar)
     b.queried = snapshot.queried
+    b.unanswered = snapshot.unanswered
     last = state.checkpoint.get("last_snapshot_at")
     if last and snapshot.fetched_at < datetime.fromisoformat(last):
         b.decide(Rule.STALE_SNAPSHOT, f"snapshot taken {snapshot.fetched_at.isoformat()} is older than the last "
@@ -162,5 +163,6 @@ def orders_to_query(state: LocalState, book: list[BrokerOrder], settings: Settin
         return []
     listed = {bo.broker_order_id for bo in book}
     due = [o for o in candidates if o.broker_order_id not in listed
-           and (past_day(o) or (now - o.created_at).total_seconds() >= settings.missing_grace_seconds)]
+           and (now - o.created_at).total_seconds() >= settings.missing_grace_seconds]
+    due.sort(key=past_day)  # today's first: a past day's orders never crowd out a missing order of today
     return due[: settings.max_queries_per_cycle]

@@ -55,6 +55,9 @@ class Snapshot:
     queried: dict[str, BrokerOrder | None] = field(default_factory=dict)
     calendar: MarketCalendar | None = None
     holdings: list[Holding] | None = None
+    unanswered: frozenset[str] = frozenset()
+    """Local ids of past-day orders the broker could not settle after repeated queries (failed, or
+    "still working" after its day): they expire, reported."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ class PlanBuilder:
         self.events: list[Event] = []
         self.fills: list[Fill] = []
         self.queried: dict[str, BrokerOrder | None] = {}
+        self.unanswered: frozenset[str] = frozenset()
 
     # -- working state ------------------------------------------------------------------------
 

@@ -65,6 +65,8 @@ def may_move(current: OrderStatus, target: OrderStatus, bo: BrokerOrder, order: 
         return False
     if current is S.LOST or target.rank > current.rank:
         return True
+    if current is S.EXPIRED and target.is_terminal:
+        return True  # EXPIRED says only that its day ended unseen: the broker's own end refines it
     return current.is_terminal and target is S.FILLED and bo.filled_qty >= order.quantity
 
 
@@ -207,10 +209,10 @@ def reconcile_missing(b: PlanBuilder, order: Order) -> None:
     keeps being checked every cycle. A failed fetch never reaches here: it is never a miss.
     """
     settings = b.settings
+    if (b.now - order.created_at).total_seconds() < settings.missing_grace_seconds:
+        return  # even across the close: an order sent seconds before it may not be listed yet
     if b.day_ended(order):
         _close_past_day(b, order)
-        return
-    if (b.now - order.created_at).total_seconds() < settings.missing_grace_seconds:
         return
     queried = b.queried
     if order.order_id in queried:
@@ -237,12 +239,18 @@ def _close_past_day(b: PlanBuilder, order: Order) -> None:
     """An unfinished order of a trading day that has ended, and that today's book does not list.
 
     Not the missing ladder: the exchange cancelled it at the close and the broker's book only holds
-    today. It is asked for once (its final fills may have come after our last look); then, or at
-    once when there is nothing to ask by (no broker id, LOST, queries switched off), it is EXPIRED
-    with the fills it carries. Once terminal it is never asked for again.
+    today. It is asked for (its final fills may have come after our last look): the broker's end
+    settles it; "unknown" expires it with the fills it carries; "still working" is asked again, at
+    most a few times (``Snapshot.unanswered``), like a failing query. An order with nothing to ask
+    by (no broker id, LOST, queries switched off) expires at once. Once terminal it is never asked
+    for again. An expiry the broker never confirmed is reported: a fill after our last look would
+    not show anywhere else.
     """
     can_ask = (order.broker_order_id is not None and order.status is not S.LOST
                and b.settings.max_queries_per_cycle > 0)
+    if order.order_id in b.unanswered:
+        _expire(b, order, None, "the broker could not say after repeated queries", unconfirmed=True)
+        return
     if can_ask and order.order_id not in b.queried:
         if order.trading_date is None:
             b.update_order(order)  # records its trading date, by which the runner knows to ask for it
@@ -251,14 +259,15 @@ def _close_past_day(b: PlanBuilder, order: Order) -> None:
     if found is not None:
         reconcile_seen(b, order, found)
         order = b.orders.get(order.order_id, order)
-        if order.status.is_terminal:
-            return
-    why = ("the broker's last word: " + found.raw_status if found is not None
-           else "the broker no longer knows it" if can_ask else "nothing to ask the broker by")
-    _expire(b, order, found, why)
+        if order.status.is_terminal or not effective_status(found).is_terminal:
+            return  # settled by the broker's own end, or the broker says it still works: asked again
+    _expire(b, order, found, "the broker no longer knows it" if can_ask else "nothing to ask the broker by",
+            unconfirmed=not can_ask and order.status is not S.LOST and order.broker_order_id is None)
 
 
-def _expire(b: PlanBuilder, order: Order, bo: BrokerOrder | None, why: str) -> None:
+def _expire(b: PlanBuilder, order: Order, bo: BrokerOrder | None, why: str, unconfirmed: bool = False) -> None:
+    """EXPIRED, with its fills kept; ``unconfirmed`` (the broker never said what became of it) is also
+    reported for a person: a fill after our last look would show nowhere else."""
     day = b.trading_date(order)
     updated = b.update_order(order, status=S.EXPIRED, trading_date=day)
     who = f"{order.order_id} {order.symbol} {order.side.value}"
@@ -268,7 +277,10 @@ def _expire(b: PlanBuilder, order: Order, bo: BrokerOrder | None, why: str) -> N
                  side=updated.side, quantity=updated.quantity, status=updated.status, previous_status=order.status,
                  filled_qty=updated.filled_qty, rule=R.DAY_EXPIRY, trading_date=str(day),
                  summary=f"{who} expired: trading day {day} ended ({updated.filled_qty}/{updated.quantity} "
-                         "filled) [day-expiry]"))
+                         "filled) [day-expiry]"),
+             report=True if unconfirmed else None,
+             summary=f"{order.order_id} {order.symbol} expired unconfirmed ({why}): check the account for a fill "
+                     "after the last look")
 
 
 def _mark_lost(b: PlanBuilder, order: Order, why: str) -> None:

@@ -14,6 +14,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from recon_plugin.engine import SyncMemo, orders_to_query, plan_cycle
 from recon_plugin.events import BrokerSessionExpired, CycleFinished, ReconciliationError
 from recon_plugin.outbox import Publisher
 from recon_plugin.plan import Decision, Plan, Snapshot
+from recon_plugin.resolve import effective_status
 from recon_plugin.settings import Settings
 from recon_plugin.stats import QuietLog, Stats
 
@@ -39,6 +41,7 @@ log = logging.getLogger("recon")
 AUTH_RETRY_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 60.0
 LOST_REQUERY_MAX_SECONDS = 300.0
+PAST_DAY_QUERY_ATTEMPTS = 3
 ARCHIVE_AFTER_CLOSE = timedelta(hours=3)
 DAY_EXCHANGE = "NSE"  # whose session says the day moved on (holdings and the archive: equity's)
 
@@ -88,6 +91,7 @@ class Reconciler:
         self._holdings: list[Holding] | None = None  # the broker's, as last read (None: not read)
         self._holdings_day: date | None = None
         self._archived_for: date | None = None  # the trading date the archive was last brought up to
+        self._past_day_attempts: Counter[str] = Counter()  # a past day's order: queries that settled nothing
         self._memo = SyncMemo()
         self._rate_limited = 0
         self._session_expired = False
@@ -126,8 +130,8 @@ class Reconciler:
             log.info("paper mode: position reconciliation is skipped (positions follow the fills applied)")
             self._paper_positions_logged = True
         book = self.broker.fetch_orders()
-        return Snapshot(book, fetched_at, positions, self._query_missing(book, fetched_at), self.calendar,
-                        self._holdings)
+        queried = self._query_missing(book, fetched_at)
+        return Snapshot(book, fetched_at, positions, queried, self.calendar, self._holdings, self._unanswered())
 
     def _read_holdings(self, now: datetime) -> None:
         """Delivery holdings change once a day: read at startup and when the (equity) trading date moves
@@ -227,6 +231,9 @@ class Reconciler:
     # -- targeted queries ---------------------------------------------------------------------------
 
     def _query_missing(self, book: list[BrokerOrder], now: datetime) -> dict[str, BrokerOrder | None]:
+        """The targeted queries of this cycle, by local order id. A past day's order is asked at most
+        PAST_DAY_QUERY_ATTEMPTS times while the query fails or the broker says it still works; then it
+        is left unanswered (``Snapshot.unanswered``) and the plan expires it, reported."""
         state = self.store.load()
 
         def lost_due(order_id: str) -> bool:
@@ -239,16 +246,27 @@ class Reconciler:
 
         results: dict[str, BrokerOrder | None] = {}
         for order in orders_to_query(state, book, self.settings, now, lost_due, self.calendar):
+            if self._past_day_attempts.get(order.order_id, 0) >= PAST_DAY_QUERY_ATTEMPTS:
+                continue  # unanswered: the plan expires it
             if order.status is OrderStatus.LOST:
                 times = self._lost_checked.get(order.order_id, (now, 0))[1]
                 self._lost_checked[order.order_id] = (now, times + 1)
+            past_day = (self.calendar is not None and order.trading_date is not None
+                        and order.trading_date < self.calendar.trading_date(now, order.exchange))
             try:
                 history = self.broker.order_history(order.broker_order_id or "")
             except BrokerError as exc:
                 self._record_failure("query", exc)
+                if past_day:
+                    self._past_day_attempts[order.order_id] += 1
                 continue
             results[order.order_id] = history[-1] if history else None
+            if past_day and history and not effective_status(history[-1]).is_terminal:
+                self._past_day_attempts[order.order_id] += 1  # "still working" after its day
         return results
+
+    def _unanswered(self) -> frozenset[str]:
+        return frozenset(oid for oid, n in self._past_day_attempts.items() if n >= PAST_DAY_QUERY_ATTEMPTS)
 
     # -- publishing ---------------------------------------------------------------------------------
 

@@ -26,8 +26,8 @@ CAL = IndiaCalendar.default()
 THU, FRI, MON, WED = date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 23), date(2026, 11, 25)  # Tue 24: holiday
 
 
-def ist(day: date, hh: int, mm: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hh, mm, tzinfo=IST)
+def ist(day: date, hh: int, mm: int = 0, ss: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hh, mm, ss, tzinfo=IST)
 
 
 THU_10 = ist(THU, 10)
@@ -83,10 +83,37 @@ def test_the_one_query_may_find_the_last_fills_before_the_close() -> None:
     assert [o.status for o in p.changes.orders] == [S.FILLED]
     assert [f.quantity for f in p.fills] == [7]
     assert Rule.DAY_EXPIRY not in [d.rule for d in p.decisions]
-    cancelled_half = broker(S.PLACED, 5, "100", broker_order_id="B-A")  # still "open" in its last word
-    p = plan(local, [], ist(FRI, 9, 20), queried={"A": cancelled_half})
+    still_open = broker(S.PLACED, 5, "100", broker_order_id="B-A")  # "still working" after its day
+    p = plan(local, [], ist(FRI, 9, 20), queried={"A": still_open})
+    assert [f.quantity for f in p.fills] == [2]  # its fills apply; it is asked again, not expired on that word
+    assert [o.status for o in p.changes.orders] == [S.PARTIAL] and Rule.DAY_EXPIRY not in [d.rule for d in p.decisions]
+
+
+def test_an_order_the_broker_cannot_settle_after_repeated_queries_expires_reported() -> None:
+    local = state(placed(status=S.PARTIAL, filled_qty=3, trading_date=THU))
+    p = plan_cycle(local, Snapshot([], ist(FRI, 9, 20), None, {}, CAL, None, frozenset({"A"})), Settings())
     assert [o.status for o in p.changes.orders] == [S.EXPIRED]
-    assert [f.quantity for f in p.fills] == [2] and Rule.DAY_EXPIRY in [d.rule for d in p.decisions]
+    assert [e.kind for e in p.changes.events] == ["order-expired", "reconciliation-discrepancy"]
+
+
+def test_an_expired_order_is_refined_by_the_brokers_own_end_without_a_conflict() -> None:
+    local = state(placed(status=S.EXPIRED, filled_qty=3, trading_date=THU),
+                  ledger={"A": LedgerEntry("A", 3, Decimal("300"))})
+    p = plan(local, [broker(S.CANCELLED, 3, "100", broker_order_id="B-A")], ist(FRI, 9, 20))
+    assert [o.status for o in p.changes.orders] == [S.CANCELLED]
+    assert Rule.TERMINAL_CONFLICT not in [d.rule for d in p.decisions]
+
+
+def test_an_order_sent_seconds_before_the_close_gets_its_grace_period_first() -> None:
+    late = replace(placed("L", at=ist(THU, 15, 29, 58), status=S.PENDING), broker_order_id=None)
+    p = plan(state(late), [], ist(THU, 15, 30, 2), missing_grace_seconds=10)
+    assert p.decisions == [] and all(o.status is S.PENDING for o in p.changes.orders)
+
+
+def test_a_past_days_query_never_crowds_out_todays_missing_order() -> None:
+    old = [placed(f"P{i}", status=S.PLACED, trading_date=THU) for i in range(3)]
+    today = replace(placed("T", at=ist(FRI, 9, 0), status=S.PLACED, missing_count=5), trading_date=FRI)
+    assert query(state(*old, today), [], ist(FRI, 9, 20), max_queries_per_cycle=2)[0] == "T"
 
 
 def test_orders_with_nothing_to_ask_by_expire_at_once() -> None:
