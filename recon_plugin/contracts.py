@@ -1,17 +1,17 @@
-"""When a derivative contract expires, read from its Kite trading symbol.
+"""When a derivative contract has expired, read from its Kite trading symbol.
 
 Kite names derivatives by underlying, expiry and kind: monthly ``NIFTY26NOVFUT``, ``BANKNIFTY26NOV52000CE``,
 ``GOLDM26DECFUT`` (``YY`` + month); weekly options ``NIFTY2611245000CE`` (``YY`` + month digit, or
 O/N/D for October to December, + day). A weekly symbol gives the exact expiry date; a monthly one
-the month, so the latest date it can expire on (the month's last day) is what it gives. That is
-evidence enough to name a derivative position that vanished overnight: it expired.
+the month. The claim made is conservative: only when the contract has certainly expired is a
+vanished position named an expiry; otherwise it stays drift, for a person.
 """
 
 from __future__ import annotations
 
 import calendar
 import re
-from datetime import date
+from datetime import date, timedelta
 
 DERIVATIVE_EXCHANGES = frozenset({"NFO", "BFO", "MCX", "CDS", "BCD"})
 _MONTHS = {name: i for i, name in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
@@ -39,13 +39,17 @@ def latest_expiry(symbol: str, exchange: str) -> date | None:
     return None
 
 
-def may_have_expired(symbol: str, exchange: str, today: date) -> bool:
-    """Whether the contract can have expired before ``today``: a weekly option whose date has passed,
-    or a monthly contract in (or after) its expiry month."""
-    weekly = _WEEKLY.match(symbol) if exchange in DERIVATIVE_EXCHANGES else None
+def has_expired(symbol: str, exchange: str, today: date) -> bool:
+    """Whether the contract has certainly expired before ``today``: a weekly option after its date; a
+    monthly NSE/BSE contract from the day after its month's last Tuesday (their monthly expiry day
+    since September 2025; a Thursday expiry comes later, never earlier). MCX contracts expire on
+    dates the symbol does not tell (natural gas before its named month): never claimed."""
     last = latest_expiry(symbol, exchange)
     if last is None:
         return False
-    if weekly:
+    if _WEEKLY.match(symbol):
         return last < today
-    return (today.year, today.month) >= (last.year, last.month)
+    if exchange == "MCX":
+        return False
+    last_tuesday = last - timedelta(days=(last.weekday() - 1) % 7)
+    return last_tuesday < today

@@ -13,7 +13,6 @@ Invariants every rule keeps, whatever the broker sends:
 
 from __future__ import annotations
 
-from datetime import date
 from typing import TypedDict
 
 from hostspec.model import (
@@ -29,7 +28,7 @@ from hostspec.model import (
     key_str,
     stable_id,
 )
-from recon_plugin.contracts import latest_expiry, may_have_expired
+from recon_plugin.contracts import has_expired, latest_expiry
 from recon_plugin.events import (
     OrderCancelled,
     OrderExpired,
@@ -292,7 +291,7 @@ def _mark_lost(b: PlanBuilder, order: Order, why: str) -> None:
 
 def reconcile_external(b: PlanBuilder, bo: BrokerOrder) -> None:
     """A broker order no local order accounts for (placed from another app)."""
-    if b.settings.external_orders != "adopt":
+    if b.settings.external_orders != "adopt" and not _is_square_off(b, bo):
         reported = set(b.state.checkpoint.get("reported_external", []))
         if bo.broker_order_id not in reported:
             b.checkpoint["reported_external"] = sorted(reported | {bo.broker_order_id})
@@ -327,21 +326,37 @@ def _is_square_off(b: PlanBuilder, bo: BrokerOrder) -> bool:
     return bo.placed_at >= b.calendar.square_off_time(day, bo.exchange)
 
 
-def _drift_cause(key: InstrumentKey, diffs: dict[InstrumentKey, tuple[int, int]], drifted: list[InstrumentKey],
-                 holdings: dict[tuple[str, str], Holding] | None, today: date) -> tuple[Rule, str]:
-    """Why a persistent position mismatch happened, when the evidence says: a delivery position that
-    moved into holdings overnight, a derivative whose contract expired, or a conversion between two
-    products of one instrument. Anything else is unexplained drift, for a person."""
+def _drift_cause(b: PlanBuilder, key: InstrumentKey, diffs: dict[InstrumentKey, tuple[int, int]],
+                 drifted: list[InstrumentKey], holdings: dict[tuple[str, str], Holding] | None,
+                 filled_today: set[InstrumentKey]) -> tuple[Rule, str]:
+    """Why a persistent position mismatch happened, when the evidence says so:
+
+    - settlement: a delivery (CNC) position with no fill today left the broker's positions for its
+      holdings (a buy, with the holdings to show for it; or a sell, delivered out of them);
+    - contract-expiry: a derivative gone after its contract's expiry (read from its symbol);
+    - square-off: an intraday (MIS) position flat at the broker after the square-off time;
+    - product-conversion: the same quantity moved between two products of one instrument.
+
+    Anything else is unexplained drift, for a person.
+    """
     exchange, symbol, product = key
     local_qty, broker_qty = diffs[key]
     gone = local_qty - broker_qty
-    if broker_qty == 0 and may_have_expired(symbol, exchange, today):
+    today = b.today(exchange) or b.now.date()
+    if product == "CNC" and broker_qty == 0 and key not in filled_today:
+        held = holdings.get((exchange, symbol)) if holdings is not None else None
+        if gone > 0 and held is not None and held.quantity >= gone:
+            return R.SETTLEMENT, (f"{gone} {symbol} moved into holdings (T1 {held.t1_quantity}, delivered "
+                                  f"{held.realised_quantity}): local {local_qty} -> broker {broker_qty}")
+        if gone < 0 and holdings is not None:
+            return R.SETTLEMENT, f"{-gone} {symbol} sold from holdings, delivered: local {local_qty} -> broker 0"
+    if broker_qty == 0 and has_expired(symbol, exchange, today):
         return R.CONTRACT_EXPIRY, (f"{symbol} expired (by {latest_expiry(symbol, exchange)}): local {local_qty} "
                                    "-> broker 0")
-    held = holdings.get((exchange, symbol)) if holdings is not None else None
-    if product == "CNC" and gone > 0 and held is not None and held.quantity >= gone:
-        return R.SETTLEMENT, (f"{gone} {symbol} moved into holdings (T1 {held.t1_quantity}, delivered "
-                              f"{held.realised_quantity}): local {local_qty} -> broker {broker_qty}")
+    if product == "MIS" and broker_qty == 0 and b.calendar is not None and (
+            key not in filled_today  # intraday never carries: a past day's MIS was squared off
+            or b.now >= b.calendar.square_off_time(b.now.astimezone(b.calendar.zone).date(), exchange)):
+        return R.SQUARE_OFF, f"{symbol} intraday position flat at the broker after its square-off time"
     for other in drifted:
         other_local, other_broker = diffs[other]
         if other != key and other[:2] == key[:2] and other_broker - other_local == gone:
@@ -375,8 +390,11 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
         same = seen and seen["local"] == local_qty and seen["broker"] == broker_qty
         new_watch[key_str(key)] = {"local": local_qty, "broker": broker_qty,
                                    "cycles": seen["cycles"] + 1 if same else 1}
-    unresolved = {o.key for o in {**b.state.orders, **b.orders}.values()  # an EXPIRED order's fills are final
-                  if (o.missing_count or o.status is S.LOST or o.open_discrepancy) and o.status is not S.EXPIRED}
+    orders = {**b.state.orders, **b.orders}.values()
+    unresolved = {o.key for o in orders  # an EXPIRED order's fills are final; a past day's still open are not
+                  if ((o.missing_count or o.status is S.LOST or o.open_discrepancy) and o.status is not S.EXPIRED)
+                  or (not o.status.is_terminal and o.trading_date is not None and b.day_ended(o))}
+    filled_today = {o.key for o in orders if o.filled_qty and o.trading_date is not None and not b.day_ended(o)}
     persistent = sorted(k for k in diffs if new_watch[key_str(k)]["cycles"] >= b.settings.position_mismatch_cycles)
     for key in persistent:
         if key in unresolved and new_watch[key_str(key)]["cycles"] == b.settings.position_mismatch_cycles:
@@ -399,7 +417,7 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
     held = {h.key: h for h in holdings} if holdings is not None else None
     for key in drifted:
         local_qty, broker_qty = diffs[key]
-        rule, action = _drift_cause(key, diffs, drifted, held, b.today(key[0]) or b.now.date())
+        rule, action = _drift_cause(b, key, diffs, drifted, held, filled_today)
         b.decide(rule, action, None, None, symbol=key_str(key), local={"quantity": local_qty},
                  broker={"quantity": broker_qty})
         b.positions[key] = broker.get(key) or Position(*key)

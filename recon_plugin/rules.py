@@ -102,7 +102,8 @@ class Rule(StrEnum):
     EXTERNAL_ADOPTED = _rule("external-adopted", Severity.INFO, "placed from another app: adopted as ext-<id>")
     SQUARE_OFF = _rule("square-off", Severity.INFO,
                        "the broker's own exit of an intraday (MIS) position at its square-off time: adopted as "
-                       "ext-<id>, marked as such")
+                       "ext-<id> (with external_orders: report too: it is the broker's, not another app's), and "
+                       "the cause of a flat MIS position")
     EXTERNAL_REPORTED = _rule("external-reported", Severity.WARNING,
                               "placed from another app, with external_orders: report: reported once, not adopted",
                               reported=True)

@@ -305,3 +305,45 @@ def test_expiry_is_read_from_kite_symbols() -> None:
     assert latest_expiry("NIFTY26N2423500PE", "NFO") == date(2026, 11, 24)
     assert latest_expiry("USDINR26DECFUT", "CDS") == date(2026, 12, 31)
     assert latest_expiry("INFY", "NSE") is None and latest_expiry("NIFTYBEES", "NFO") is None
+
+
+# -- from the review: causes only where the evidence holds -----------------------------------------------
+
+def test_a_past_days_order_still_waiting_for_its_query_blocks_its_positions_rebuild() -> None:
+    future = ("NFO", "NIFTY26DECFUT", "NRML")
+    waiting = replace(placed("Y", status=S.PLACED, trading_date=THU), symbol="NIFTY26DECFUT", exchange="NFO",
+                      product="NRML", quantity=75)
+    p = drift(state(waiting), [Position(*future, 75, 75, Decimal("1773750"))], [], ist(FRI, 9, 20))
+    assert Rule.POSITION_DRIFT not in [d.rule for d in p.decisions]  # its fill comes first, once
+    assert [d.rule for d in p.decisions] == [Rule.POSITION_DRIFT_DEFERRED]
+
+
+def test_delivery_stock_sold_from_holdings_is_settlement_the_next_morning() -> None:
+    sold = held({CNC: Position(*CNC, -4, 0, Decimal(0), 4, Decimal("1764"))})
+    p = drift(sold, [], [Holding("NSE", "ITC", 6, realised_quantity=6)], ist(FRI, 9, 20))
+    assert [d.rule for d in p.decisions] == [Rule.SETTLEMENT]
+
+
+def test_no_settlement_for_a_position_filled_today() -> None:
+    bought_today = replace(placed("T", at=ist(FRI, 10), status=S.FILLED, filled_qty=3, trading_date=FRI),
+                           symbol="ITC")
+    local = replace(held({CNC: Position(*CNC, 3, 3, Decimal("1323"))}), orders={"T": bought_today})
+    p = drift(local, [], [Holding("NSE", "ITC", 100, realised_quantity=100)], ist(FRI, 11))
+    assert [d.rule for d in p.decisions] == [Rule.POSITION_DRIFT]
+
+
+def test_a_monthly_contract_is_not_called_expired_before_its_expiry_week() -> None:
+    contract = ("NFO", "NIFTY26NOVFUT", "NRML")
+    p = drift(held({contract: Position(*contract, 75, 75, Decimal("1773750"))}), [], [],
+              ist(date(2026, 11, 3), 9, 20))
+    assert [d.rule for d in p.decisions] == [Rule.POSITION_DRIFT]
+
+
+def test_with_external_orders_report_the_brokers_square_off_is_still_its_own() -> None:
+    exit_order = broker(S.FILLED, 10, "441", broker_order_id="SQ1", side=Side.SELL, symbol="ITC", product="MIS",
+                        placed_at=ist(THU, 15, 20, 5))
+    p = plan(LocalState(), [exit_order], ist(THU, 15, 22), external_orders="report")
+    assert [d.rule for d in p.decisions][:1] == [Rule.SQUARE_OFF]
+    assert "reconciliation-discrepancy" not in [e.kind for e in p.changes.events]
+    flat = drift(held({MIS: Position(*MIS, 10, 10, Decimal("4410"))}), [], [], ist(THU, 15, 40))
+    assert [d.rule for d in flat.decisions] == [Rule.SQUARE_OFF]
