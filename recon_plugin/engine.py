@@ -125,6 +125,13 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
         reconcile_missing(b, order)
     for bo in m.unmatched:
         reconcile_external(b, bo)
+    if snapshot.calendar is not None and not state.checkpoint.get("trading_dates_recorded"):
+        # once per store: orders from before trading dates were recorded get theirs, so that a
+        # store's existing history can leave the hot state with its day like any other
+        for o in state.orders.values():
+            if o.trading_date is None and o.order_id not in b.orders:
+                b.update_order(o)
+        b.checkpoint["trading_dates_recorded"] = True
     if settings.mode is Mode.LIVE and snapshot.positions is not None:
         reconcile_positions(b, snapshot.positions, snapshot.holdings)
     return b.build()

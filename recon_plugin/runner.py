@@ -42,6 +42,7 @@ AUTH_RETRY_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 60.0
 LOST_REQUERY_MAX_SECONDS = 300.0
 PAST_DAY_QUERY_ATTEMPTS = 3
+HOLDINGS_MAX_AGE = timedelta(minutes=15)  # while a delivery mismatch is watched
 ARCHIVE_AFTER_CLOSE = timedelta(hours=3)
 DAY_EXCHANGE = "NSE"  # whose session says the day moved on (holdings and the archive: equity's)
 
@@ -90,7 +91,10 @@ class Reconciler:
         self._lost_checked: dict[str, tuple[datetime, int]] = {}  # LOST order id: (last asked, times asked)
         self._holdings: list[Holding] | None = None  # the broker's, as last read (None: not read)
         self._holdings_day: date | None = None
-        self._archived_for: date | None = None  # the trading date the archive was last brought up to
+        self._holdings_read_at: datetime | None = None
+        self._archived_for: date | None = None  # the cut-off the archive was last brought up to
+        self._exchanges_day: date | None = None
+        self._exchanges: set[str] = {DAY_EXCHANGE}  # exchanges in use, looked up once a trading day
         self._past_day_attempts: Counter[str] = Counter()  # a past day's order: queries that settled nothing
         self._memo = SyncMemo()
         self._rate_limited = 0
@@ -135,15 +139,21 @@ class Reconciler:
 
     def _read_holdings(self, now: datetime) -> None:
         """Delivery holdings change once a day: read at startup and when the (equity) trading date moves
-        on, and again after a failed read; never every cycle."""
+        on, again after a failed read, and on demand while a delivery position's mismatch is watched
+        (the broker moves delivery buys into holdings at its book's day start, hours after our
+        trading date moved: a host running through the night must see them); never every cycle."""
         if not isinstance(self.broker, HoldingsBroker):
             return
         day = self.calendar.trading_date(now, DAY_EXCHANGE) if self.calendar is not None else None
-        if self._holdings is not None and day == self._holdings_day:
+        fresh = self._holdings is not None and day == self._holdings_day
+        if fresh and self._holdings_read_at is not None and now - self._holdings_read_at >= HOLDINGS_MAX_AGE:
+            watched = self.store.load().checkpoint.get("position_watch", {})
+            fresh = not any(key.endswith(":CNC") for key in watched)
+        if fresh:
             return
         try:
             self._holdings = self.broker.fetch_holdings()
-            self._holdings_day = day
+            self._holdings_day, self._holdings_read_at = day, now
         except BrokerError as exc:
             self._record_failure("holdings", exc)
 
@@ -185,19 +195,21 @@ class Reconciler:
         """
         if self.calendar is None:
             return
-        settled = self.calendar.trading_date(now - ARCHIVE_AFTER_CLOSE, DAY_EXCHANGE)
-        closed = any(o.status.is_terminal and o.trading_date is not None and o.trading_date < settled
+        later = now - ARCHIVE_AFTER_CLOSE
+        if self._exchanges_day != self.calendar.trading_date(later, DAY_EXCHANGE):  # once a day: who is in use
+            self._exchanges_day = self.calendar.trading_date(later, DAY_EXCHANGE)
+            self._exchanges = {o.exchange for o in self.store.load().orders.values()} or {DAY_EXCHANGE}
+        cutoff = min(self.calendar.trading_date(later, exchange) for exchange in self._exchanges)
+        closed = any(o.status.is_terminal and o.trading_date is not None and o.trading_date < cutoff
                      for o in plan.changes.orders)
-        if settled == self._archived_for and not closed:
+        if cutoff == self._archived_for and not closed:
             return
-        exchanges = {o.exchange for o in self.store.load().orders.values()} or {DAY_EXCHANGE}
-        cutoff = min(self.calendar.trading_date(now - ARCHIVE_AFTER_CLOSE, exchange) for exchange in exchanges)
         try:
             moved = self.store.archive_before(cutoff, self.calendar.zone)
         except StoreError as exc:
             self._record_failure("archive", exc)
             return
-        self._archived_for = settled
+        self._archived_for = cutoff
         if moved:
             log.info("moved %d settled orders of trading days before %s to the archive", moved, cutoff)
 

@@ -347,3 +347,33 @@ def test_with_external_orders_report_the_brokers_square_off_is_still_its_own() -
     assert "reconciliation-discrepancy" not in [e.kind for e in p.changes.events]
     flat = drift(held({MIS: Position(*MIS, 10, 10, Decimal("4410"))}), [], [], ist(THU, 15, 40))
     assert [d.rule for d in flat.decisions] == [Rule.SQUARE_OFF]
+
+
+def test_commodity_orders_hold_the_archive_back_until_their_session_ends_then_it_moves(tmp_path) -> None:
+    clock = ManualClock(ist(THU, 10))
+    store = TinyDBStore(tmp_path / "state.json")
+    store.record_order(placed("N", status=S.SUBMITTED))
+    store.record_order(replace(placed("M", status=S.SUBMITTED), exchange="MCX", symbol="GOLDM26DECFUT"))
+    book = [broker(S.FILLED, 10, "100", broker_order_id="B-N"),
+            broker(S.FILLED, 10, "100", broker_order_id="B-M", symbol="GOLDM26DECFUT", exchange="MCX")]
+    reconciler = Reconciler(ScriptedBroker(book), store, Settings(missing_grace_seconds=0), clock=clock, calendar=CAL)
+    for when in (ist(THU, 10), ist(THU, 18, 31), ist(FRI, 1)):  # MCX trades until 23:55: Thursday stays
+        clock.set(when)
+        reconciler.run_cycle()
+        assert set(store.load().orders) == {"N", "M"}, when
+    clock.set(ist(FRI, 3, 0))  # 3 h after MCX's close: Thursday leaves, without waiting for Friday evening
+    reconciler.run_cycle()
+    assert store.load().orders == {} and store.archived_days() == [THU]
+    store.close()
+
+
+def test_an_older_stores_history_gets_trading_dates_and_is_archived(tmp_path) -> None:
+    clock = ManualClock(ist(MON, 9, 20))
+    store = TinyDBStore(tmp_path / "state.json")
+    for i in range(3):  # settled orders written before trading dates existed
+        store.record_order(placed(f"H{i}", at=ist(THU, 10), status=S.FILLED, filled_qty=10))
+    reconciler = Reconciler(ScriptedBroker(), store, Settings(missing_grace_seconds=0), clock=clock, calendar=CAL)
+    reconciler.run_cycle()
+    reconciler.run_cycle()
+    assert store.load().orders == {} and store.archived_days() == [THU]
+    store.close()

@@ -148,3 +148,16 @@ def test_thursday_friday_and_monday_with_a_restart_every_morning(desk: Desk, kit
     assert THU in desk.store.archived_days()
     assert not set(ids) & set(desk.store.load().orders)
     assert {"A", "B", "C", "F"} <= set(desk.store.load_day(THU).orders)
+
+
+def test_a_host_running_through_the_night_names_the_overnight_move_settlement(desk: Desk, kite_sim: KiteSimulator,
+                                                                                kite_clock: ManualClock) -> None:
+    bought = desk.place("C", "INFY", 5)
+    kite_sim.fill(bought, 5, 1520.5)
+    desk.run(3)
+    for when in (ist(THU, 15, 31), ist(THU, 18, 31), ist(FRI, 6, 1), ist(FRI, 9, 20)):  # no restart
+        kite_sim.advance_to(when)
+        desk.run(3)
+    rules = [d.rule for r in desk.reports for d in r.decisions]
+    assert Rule.SETTLEMENT in rules and Rule.POSITION_DRIFT not in rules
+    assert alarms(desk.reports) == []
