@@ -17,6 +17,7 @@ from recon_plugin.plan import Plan, PlanBuilder, Snapshot
 from recon_plugin.resolve import (
     effective_status,
     reconcile_external,
+    reconcile_holdings,
     reconcile_missing,
     reconcile_positions,
     reconcile_seen,
@@ -134,6 +135,8 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
         b.checkpoint["trading_dates_recorded"] = True
     if settings.mode is Mode.LIVE and snapshot.positions is not None:
         reconcile_positions(b, snapshot.positions, snapshot.holdings)
+        if snapshot.holdings is not None and snapshot.holdings_fresh:
+            reconcile_holdings(b, snapshot.holdings)
     return b.build()
 
 

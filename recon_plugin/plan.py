@@ -55,6 +55,7 @@ class Snapshot:
     queried: dict[str, BrokerOrder | None] = field(default_factory=dict)
     calendar: MarketCalendar | None = None
     holdings: list[Holding] | None = None
+    holdings_fresh: bool = False  # ``holdings`` were read for this cycle (not carried from an earlier one)
     unanswered: frozenset[str] = frozenset()
     """Local ids of past-day orders the broker could not settle after repeated queries (failed, or
     "still working" after its day): they expire, reported."""

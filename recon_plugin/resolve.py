@@ -418,6 +418,8 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
     for key in drifted:
         local_qty, broker_qty = diffs[key]
         rule, action = _drift_cause(b, key, diffs, drifted, held, filled_today)
+        if rule is R.SETTLEMENT and local_qty > broker_qty:
+            _note_settled(b, key, local_qty - broker_qty)
         b.decide(rule, action, None, None, symbol=key_str(key), local={"quantity": local_qty},
                  broker={"quantity": broker_qty})
         b.positions[key] = broker.get(key) or Position(*key)
@@ -427,3 +429,46 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
                               broker_quantities={key_str(k): p.quantity for k, p in broker.items()},
                               summary="positions rebuilt from the broker: " + "; ".join(
                                   position_summary(key, diffs[key][0], diffs[key][1]) for key in drifted)))
+
+
+def _settled_today(b: PlanBuilder) -> tuple[str, dict[str, int]]:
+    day = str(b.today("NSE") or b.now.date())
+    settled = {**b.state.checkpoint.get("settled", {}), **b.checkpoint.get("settled", {})}
+    return day, dict(settled.get(day, {}))
+
+
+def _note_settled(b: PlanBuilder, key: InstrumentKey, quantity: int) -> None:
+    """Remember what settlement moved into holdings today, for ``reconcile_holdings`` (today only)."""
+    day, today = _settled_today(b)
+    symbol = f"{key[0]}:{key[1]}"
+    today[symbol] = today.get(symbol, 0) + quantity
+    b.checkpoint["settled"] = {day: today}
+
+
+def reconcile_holdings(b: PlanBuilder, holdings: list[Holding]) -> None:
+    """Live mode, on a fresh read of the broker's holdings: its T1 quantity (yesterday's delivery buys)
+    must be what local delivery positions held overnight, or moved there by settlement today. More T1
+    than that is a buy the host never saw applied: an order that filled after the host's last look
+    and then ended unseen (the broker no longer shows it). Reported once a day per instrument, with
+    the orders that ended without their broker's word as evidence."""
+    day, settled = _settled_today(b)
+    alarmed = set(b.state.checkpoint.get("holdings_alarmed", {}).get(day, []))
+    local = b.current_positions()
+    for h in holdings:
+        symbol = f"{h.exchange}:{h.symbol}"
+        if h.t1_quantity <= 0 or symbol in alarmed:
+            continue
+        carried = local.get((h.exchange, h.symbol, "CNC"))
+        expected = max(carried.quantity, 0) if carried is not None else 0
+        expected += settled.get(symbol, 0)
+        if h.t1_quantity <= expected:
+            continue
+        unseen = sorted(o.order_id for o in {**b.state.orders, **b.orders}.values()
+                        if o.symbol == h.symbol and o.exchange == h.exchange and o.status is S.EXPIRED)
+        alarmed.add(symbol)
+        b.decide(R.HOLDINGS_MISMATCH, f"broker T1 {h.t1_quantity} vs local {expected}: {h.t1_quantity - expected} "
+                 f"bought and never applied (orders that expired unseen: {', '.join(unseen) or 'none'})",
+                 None, None, symbol=symbol, local={"quantity": expected, "expired_unseen": unseen},
+                 broker={"t1_quantity": h.t1_quantity, "quantity": h.quantity})
+    if alarmed != set(b.state.checkpoint.get("holdings_alarmed", {}).get(day, [])):
+        b.checkpoint["holdings_alarmed"] = {day: sorted(alarmed)}

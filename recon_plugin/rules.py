@@ -117,6 +117,9 @@ class Rule(StrEnum):
     SETTLEMENT = _rule("settlement", Severity.INFO,
                        "a delivery (CNC) position left the broker's positions for its holdings (T1) after its "
                        "trading day: rebuilt from the broker's")
+    HOLDINGS_MISMATCH = _rule("holdings-mismatch", Severity.WARNING,
+                              "the broker holds more T1 (yesterday's delivery buys) than local positions account "
+                              "for: a fill the host never saw, on an order that ended unseen", reported=True)
     CONTRACT_EXPIRY = _rule("contract-expiry", Severity.INFO,
                             "a derivative position gone from the broker's after its contract's expiry (read from "
                             "its symbol): rebuilt from the broker's")

@@ -135,7 +135,8 @@ class Reconciler:
             self._paper_positions_logged = True
         book = self.broker.fetch_orders()
         queried = self._query_missing(book, fetched_at)
-        return Snapshot(book, fetched_at, positions, queried, self.calendar, self._holdings, self._unanswered())
+        fresh = self._holdings_read_at == fetched_at
+        return Snapshot(book, fetched_at, positions, queried, self.calendar, self._holdings, fresh, self._unanswered())
 
     def _read_holdings(self, now: datetime) -> None:
         """Delivery holdings change once a day: read at startup and when the (equity) trading date moves

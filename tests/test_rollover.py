@@ -91,7 +91,7 @@ def test_the_one_query_may_find_the_last_fills_before_the_close() -> None:
 
 def test_an_order_the_broker_cannot_settle_after_repeated_queries_expires_reported() -> None:
     local = state(placed(status=S.PARTIAL, filled_qty=3, trading_date=THU))
-    p = plan_cycle(local, Snapshot([], ist(FRI, 9, 20), None, {}, CAL, None, frozenset({"A"})), Settings())
+    p = plan_cycle(local, Snapshot([], ist(FRI, 9, 20), None, {}, CAL, unanswered=frozenset({"A"})), Settings())
     assert [o.status for o in p.changes.orders] == [S.EXPIRED]
     assert [e.kind for e in p.changes.events] == ["order-expired", "reconciliation-discrepancy"]
 

@@ -60,7 +60,8 @@ def test_every_rule_has_a_severity_a_log_level_and_a_meaning():
 def test_reported_rules_are_the_ones_worth_a_persons_attention():
     assert {r for r in Rule if r.reported} == {
         Rule.REJECT, Rule.FIELD_MISMATCH, Rule.UNKNOWN_STATUS, Rule.TERMINAL_CONFLICT, Rule.STALE_STATUS,
-        Rule.STALE_FILL, Rule.IMPLAUSIBLE_FILL, Rule.OVERFILL, Rule.MISSING, Rule.LOST, Rule.EXTERNAL_REPORTED}
+        Rule.STALE_FILL, Rule.IMPLAUSIBLE_FILL, Rule.OVERFILL, Rule.MISSING, Rule.LOST, Rule.EXTERNAL_REPORTED,
+        Rule.HOLDINGS_MISMATCH}
     assert all(r.severity is not Severity.INFO for r in Rule if r.reported)
 
 

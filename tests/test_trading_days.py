@@ -161,3 +161,20 @@ def test_a_host_running_through_the_night_names_the_overnight_move_settlement(de
     rules = [d.rule for r in desk.reports for d in r.decisions]
     assert Rule.SETTLEMENT in rules and Rule.POSITION_DRIFT not in rules
     assert alarms(desk.reports) == []
+
+
+def test_a_fill_after_the_hosts_last_look_on_an_order_that_expired_unseen_is_reported(
+        desk: Desk, kite_sim: KiteSimulator) -> None:
+    seen, unseen = desk.place("S", "ITC", 3), desk.place("U", "INFY", 5)
+    kite_sim.fill(seen, 3, 441.15)
+    kite_sim.set_status(unseen, "OPEN")
+    desk.run(4)  # the host saw S filled and U working, then stopped
+    kite_sim.advance_to(ist(THU, 14))
+    kite_sim.fill(unseen, 5, 1500.0)  # filled while nobody looked
+    kite_sim.advance_to(ist(FRI, 9, 20))
+    desk.restart()
+    friday = desk.run(6)
+    mismatch = [d for r in friday for d in r.decisions if d.rule is Rule.HOLDINGS_MISMATCH]
+    assert [(d.symbol, d.local["quantity"], d.broker["t1_quantity"]) for d in mismatch] == [("NSE:INFY", 0, 5)]
+    assert mismatch[0].local["expired_unseen"] == ["U"]
+    assert alarms(friday) == ["holdings-mismatch NSE:INFY"]  # reported once; ITC's settlement is quiet
