@@ -82,3 +82,18 @@ def test_the_manual_clock_moves_only_forward() -> None:
         clock.set(ist(THU, 10))
     with pytest.raises(ValueError, match="timezone-aware"):
         ManualClock(datetime(2026, 1, 1))
+
+
+def test_a_muhurat_session_keeps_its_evening_orders_on_its_own_day() -> None:
+    config = Config({"calendar": {"special_sessions": ["2026-11-08 18:00-19:15"]}}, Path("c.yaml"),
+                    {CalendarSettings: "calendar"})
+    cal = IndiaCalendar.from_config(config)
+    sunday = date(2026, 11, 8)
+    assert cal.is_trading_day(sunday, "NSE")
+    assert cal.trading_date(ist(sunday, 18, 15), "NSE") == sunday  # was Monday: the usual 15:30 close
+    assert cal.session_close(sunday, "NSE") == ist(sunday, 19, 15)
+    assert cal.square_off_time(sunday, "NSE") == ist(sunday, 19, 5)
+    assert cal.trading_date(ist(sunday, 19, 20), "NSE") == date(2026, 11, 9)
+    with pytest.raises(ConfigError, match=r"calendar\.special_sessions"):
+        IndiaCalendar.from_config(Config({"calendar": {"special_sessions": ["2026-11-08 evening"]}}, Path("c.yaml"),
+                                         {CalendarSettings: "calendar"}))

@@ -44,8 +44,8 @@ class CalendarSettings:
 
     extra_holidays: tuple[str, ...] = setting((), "dates the exchanges are closed that the holidays package "
                                                   "does not list")
-    special_sessions: tuple[str, ...] = setting((), "dates with a session on a weekend or holiday (Muhurat "
-                                                    "trading)")
+    special_sessions: tuple[str, ...] = setting((), "sessions on a weekend or holiday (Muhurat trading): "
+                                                    "'YYYY-MM-DD' (normal hours) or 'YYYY-MM-DD HH:MM-HH:MM'")
     equity_open: str = setting("09:15", "NSE/BSE equity: normal session opens")
     equity_close: str = setting("15:30", "NSE/BSE equity: normal session closes")
     equity_square_off: str = setting("15:20", "broker's intraday square-off, equity")
@@ -69,6 +69,24 @@ def _clock_time(text: str, key: str, config: Config) -> time:
         raise ConfigError(config.path, f"calendar.{key}", f"expected a time as HH:MM, got {text!r}") from None
 
 
+def _sessions(texts: tuple[str, ...], config: Config) -> dict[date, tuple[time, time] | None]:
+    """Special sessions: a date, with its own hours when given (Muhurat trading is an evening hour)."""
+    sessions: dict[date, tuple[time, time] | None] = {}
+    for text in texts:
+        day_text, _, hours = text.strip().partition(" ")
+        try:
+            day = date.fromisoformat(day_text)
+            if hours:
+                start, _, end = hours.strip().partition("-")
+                sessions[day] = (time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
+            else:
+                sessions[day] = None
+        except ValueError:
+            raise ConfigError(config.path, "calendar.special_sessions",
+                              f"expected 'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM-HH:MM', got {text!r}") from None
+    return sessions
+
+
 def _dates(texts: tuple[str, ...], key: str, config: Config) -> frozenset[date]:
     try:
         return frozenset(date.fromisoformat(t) for t in texts)
@@ -89,14 +107,15 @@ class IndiaCalendar:
     def __init__(self, opens: dict[Segment, time], closes: dict[Segment, time], square_offs: dict[Segment, time],
                  commodity_close_winter: time, commodity_square_off: timedelta,
                  extra_holidays: frozenset[date] = frozenset(),
-                 special_sessions: frozenset[date] = frozenset()) -> None:
+                 special_sessions: frozenset[date] | dict[date, tuple[time, time] | None] = frozenset()) -> None:
         self.opens = opens
         self.closes = closes
         self.square_offs = square_offs
         self.commodity_close_winter = commodity_close_winter
         self.commodity_square_off = commodity_square_off
         self.extra_holidays = extra_holidays
-        self.special_sessions = special_sessions
+        self.special_sessions: dict[date, tuple[time, time] | None] = (
+            dict(special_sessions) if isinstance(special_sessions, dict) else dict.fromkeys(special_sessions))
 
     @classmethod
     def from_config(cls, config: Config) -> IndiaCalendar:
@@ -115,7 +134,7 @@ class IndiaCalendar:
             commodity_close_winter=t["commodity_close_us_winter"],
             commodity_square_off=timedelta(minutes=s.commodity_square_off_minutes),
             extra_holidays=_dates(s.extra_holidays, "extra_holidays", config),
-            special_sessions=_dates(s.special_sessions, "special_sessions", config))
+            special_sessions=_sessions(s.special_sessions, config))
 
     @classmethod
     def default(cls) -> IndiaCalendar:
@@ -140,6 +159,9 @@ class IndiaCalendar:
         return self.next_trading_day(day, exchange)
 
     def session_close(self, day: date, exchange: str) -> datetime:
+        hours = self.special_sessions.get(day)
+        if hours is not None:
+            return datetime.combine(day, hours[1], IST)
         segment = SEGMENTS.get(exchange, Segment.EQUITY)
         close = self.closes[segment]
         if segment is Segment.COMMODITY and not _us_daylight_time(day):
@@ -148,6 +170,10 @@ class IndiaCalendar:
 
     def square_off_time(self, day: date, exchange: str) -> datetime:
         segment = SEGMENTS.get(exchange, Segment.EQUITY)
+        if self.special_sessions.get(day) is not None and segment is not Segment.COMMODITY:
+            # a special session's square-off keeps the usual distance from its close
+            usual = datetime.combine(day, self.closes[segment]) - datetime.combine(day, self.square_offs[segment])
+            return self.session_close(day, exchange) - usual
         if segment is Segment.COMMODITY:
             return self.session_close(day, exchange) - self.commodity_square_off
         return datetime.combine(day, self.square_offs[segment], IST)
@@ -155,6 +181,9 @@ class IndiaCalendar:
     # -- more than the protocol asks ------------------------------------------------------------------
 
     def session_open(self, day: date, exchange: str) -> datetime:
+        hours = self.special_sessions.get(day)
+        if hours is not None:
+            return datetime.combine(day, hours[0], IST)
         return datetime.combine(day, self.opens[SEGMENTS.get(exchange, Segment.EQUITY)], IST)
 
     def next_trading_day(self, day: date, exchange: str) -> date:
