@@ -133,7 +133,7 @@ class CycleFinished(Payload):
 
 @dataclass(frozen=True, kw_only=True)
 class DemoFlow(Payload):
-    """What the demo order flow (``recon_plugin.demo``) did: the summary says it all."""
+    """What the demo order flow (``recon_plugin.testing.demo``) did: the summary says it all."""
 
     kind: ClassVar[str] = "demo-flow"
 
