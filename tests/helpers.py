@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -212,3 +212,15 @@ def alarms(reports: Sequence[Any]) -> list[str]:
     """Every decision of these cycles that a person is told about, or that is logged as an error."""
     return [f"{d.rule} {d.order_id or d.symbol}" for r in reports for d in r.decisions
             if d.rule.reported or d.rule.severity.value == "error"]
+
+
+# -- trading days: the week the day tests live through (Tuesday 24 November 2026 is an exchange holiday) --
+
+THU, FRI, SAT, SUN, MON, TUE, WED = (date(2026, 11, d) for d in range(19, 26))
+
+
+def ist(day: date, hh: int, mm: int = 0, ss: int = 0) -> datetime:
+    """An instant of ``day`` on the exchanges' clock (Asia/Kolkata)."""
+    from recon_plugin.calendars.india import IST
+
+    return datetime(day.year, day.month, day.day, hh, mm, ss, tzinfo=IST)

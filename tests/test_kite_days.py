@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,6 @@ from hostspec.calendar import ManualClock
 from hostspec.model import Holding, OrderStatus
 from recon_plugin.brokers.kite.broker import KiteBroker, is_unknown_order
 from recon_plugin.brokers.overnight import EXCHANGE_MASS_CANCEL, MIS_BLOCKED_MESSAGE, SQUARE_OFF_MESSAGE
-from recon_plugin.calendars.india import IST
 from recon_plugin.testing.kite_simulator import (
     SIM_ACCESS_TOKEN,
     SIM_API_KEY,
@@ -29,13 +28,10 @@ from recon_plugin.testing.kite_simulator import (
     KiteSimulator,
     _error,
 )
+from tests.helpers import FRI, MON, SAT, SUN, THU, TUE, WED, ist
 
 S = OrderStatus
-THU, FRI, SAT, SUN, MON, TUE, WED = (date(2026, 11, d) for d in range(19, 26))
 
-
-def ist(day: date, hh: int, mm: int = 0, ss: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hh, mm, ss, tzinfo=IST)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,11 @@ from recon_plugin.brokers.overnight import (
     SQUARE_OFF_MESSAGE,
 )
 from recon_plugin.brokers.paper import PaperExchange, market_price
-from recon_plugin.calendars.india import IST, IndiaCalendar
-from tests.helpers import write
+from recon_plugin.calendars.india import IndiaCalendar
+from tests.helpers import FRI, MON, SAT, SUN, THU, TUE, WED, ist, write
 
 S = OrderStatus
-THU, FRI, SAT, SUN, MON, TUE, WED = (date(2026, 11, d) for d in range(19, 26))
 
-
-def ist(day: date, hh: int, mm: int = 0, ss: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hh, mm, ss, tzinfo=IST)
 
 
 @pytest.fixture

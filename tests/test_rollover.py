@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from hostspec.calendar import ManualClock
 from hostspec.model import Holding, LedgerEntry, LocalState, Mode, Order, OrderStatus, Position, Side
-from recon_plugin.calendars.india import IST, IndiaCalendar
+from recon_plugin.calendars.india import IndiaCalendar
 from recon_plugin.engine import orders_to_query, plan_cycle
 from recon_plugin.events import OrderExpired
 from recon_plugin.plan import Plan, Snapshot
@@ -19,15 +19,11 @@ from recon_plugin.rules import Rule, Severity
 from recon_plugin.runner import Reconciler
 from recon_plugin.settings import Settings
 from recon_plugin.stores.tinydb_store import TinyDBStore
-from tests.helpers import ScriptedBroker, advance, broker, order, state
+from tests.helpers import FRI, MON, THU, WED, ScriptedBroker, advance, broker, ist, order, state
 
 S = OrderStatus
 CAL = IndiaCalendar.default()
-THU, FRI, MON, WED = date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 23), date(2026, 11, 25)  # Tue 24: holiday
 
-
-def ist(day: date, hh: int, mm: int = 0, ss: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hh, mm, ss, tzinfo=IST)
 
 
 THU_10 = ist(THU, 10)

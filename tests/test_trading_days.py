@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,21 +21,17 @@ from kiteconnect import KiteConnect
 from hostspec.calendar import ManualClock
 from hostspec.model import Mode, OrderStatus
 from recon_plugin.brokers.kite.broker import KiteBroker
-from recon_plugin.calendars.india import IST, IndiaCalendar
+from recon_plugin.calendars.india import IndiaCalendar
 from recon_plugin.rules import Rule
 from recon_plugin.runner import Reconciler
 from recon_plugin.settings import Settings
 from recon_plugin.stores.tinydb_store import TinyDBStore
 from recon_plugin.testing.kite_simulator import SIM_ACCESS_TOKEN, SIM_API_KEY, KiteSimulator
-from tests.helpers import DayDesk, alarms
+from tests.helpers import FRI, MON, THU, DayDesk, alarms, ist
 
 S = OrderStatus
-THU, FRI, MON = date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 23)
 CAL = IndiaCalendar.default()
 
-
-def ist(day: date, hh: int, mm: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hh, mm, tzinfo=IST)
 
 
 @pytest.fixture

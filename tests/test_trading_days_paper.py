@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -23,19 +23,14 @@ from hostspec.calendar import ManualClock
 from hostspec.host import Host
 from hostspec.model import OrderStatus, Side
 from recon_plugin.brokers.paper import PaperExchange
-from recon_plugin.calendars.india import IST
 from recon_plugin.rules import Rule
 from recon_plugin.runner import make_reconciler
 from recon_plugin.settings import settings_for
-from tests.helpers import DayDesk, alarms, write
+from tests.helpers import FRI, MON, THU, DayDesk, alarms, ist, write
 
 S = OrderStatus
-THU, FRI, MON = date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 23)
 NEVER = 10**6  # a script tick that never comes
 
-
-def ist(day: date, hh: int, mm: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hh, mm, tzinfo=IST)
 
 
 class PaperDesk(DayDesk):
