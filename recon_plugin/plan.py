@@ -35,6 +35,10 @@ from recon_plugin.events import ReconciliationDiscrepancy
 from recon_plugin.rules import Rule
 from recon_plugin.settings import Settings
 
+DAY_EXCHANGE = "NSE"
+"""Whose session says the day moved on for things that name no exchange (delivery holdings, the
+archive, what settled today): equity's."""
+
 
 @dataclass(frozen=True)
 class Snapshot:

@@ -39,7 +39,7 @@ from recon_plugin.events import (
     PositionDifference,
     PositionSynced,
 )
-from recon_plugin.plan import PlanBuilder, position_summary, price_text
+from recon_plugin.plan import DAY_EXCHANGE, PlanBuilder, position_summary, price_text
 from recon_plugin.rules import Rule
 
 R = Rule
@@ -162,11 +162,15 @@ class _OrderFields(TypedDict):
     filled_qty: int
 
 
+def _order_fields(before: Order, after: Order) -> _OrderFields:
+    return {"order_id": after.order_id, "symbol": after.symbol, "broker_order_id": after.broker_order_id,
+            "side": after.side, "quantity": after.quantity, "status": after.status,
+            "previous_status": before.status, "filled_qty": after.filled_qty}
+
+
 def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrder, fill: Fill | None) -> None:
     """The events an order change causes: the fill first, then the status it ended in."""
-    base: _OrderFields = {"order_id": after.order_id, "symbol": after.symbol,
-                          "broker_order_id": after.broker_order_id, "side": after.side, "quantity": after.quantity,
-                          "status": after.status, "previous_status": before.status, "filled_qty": after.filled_qty}
+    base = _order_fields(before, after)
     who = f"{after.order_id} {after.symbol} {after.side.value}"
     if fill:
         rule = _fill_rule(before, after.status)
@@ -272,9 +276,7 @@ def _expire(b: PlanBuilder, order: Order, bo: BrokerOrder | None, why: str, unco
     who = f"{order.order_id} {order.symbol} {order.side.value}"
     b.decide(R.DAY_EXPIRY, f"{order.status} -> EXPIRED: trading day {day} ended ({why}); "
              f"{order.filled_qty}/{order.quantity} filled stays applied", order, bo, event=OrderExpired(
-                 order_id=updated.order_id, symbol=updated.symbol, broker_order_id=updated.broker_order_id,
-                 side=updated.side, quantity=updated.quantity, status=updated.status, previous_status=order.status,
-                 filled_qty=updated.filled_qty, rule=R.DAY_EXPIRY, trading_date=str(day),
+                 **_order_fields(order, updated), rule=R.DAY_EXPIRY, trading_date=str(day),
                  summary=f"{who} expired: trading day {day} ended ({updated.filled_qty}/{updated.quantity} "
                          "filled) [day-expiry]"),
              report=True if unconfirmed else None,
@@ -390,12 +392,13 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
         same = seen and seen["local"] == local_qty and seen["broker"] == broker_qty
         new_watch[key_str(key)] = {"local": local_qty, "broker": broker_qty,
                                    "cycles": seen["cycles"] + 1 if same else 1}
-    orders = {**b.state.orders, **b.orders}.values()
+    persistent = sorted(k for k in diffs if new_watch[key_str(k)]["cycles"] >= b.settings.position_mismatch_cycles)
+    # the scans over every order only when a mismatch persisted (never in an in-sync cycle)
+    orders = list({**b.state.orders, **b.orders}.values()) if persistent else []
     unresolved = {o.key for o in orders  # an EXPIRED order's fills are final; a past day's still open are not
                   if ((o.missing_count or o.status is S.LOST or o.open_discrepancy) and o.status is not S.EXPIRED)
                   or (not o.status.is_terminal and o.trading_date is not None and b.day_ended(o))}
     filled_today = {o.key for o in orders if o.filled_qty and o.trading_date is not None and not b.day_ended(o)}
-    persistent = sorted(k for k in diffs if new_watch[key_str(k)]["cycles"] >= b.settings.position_mismatch_cycles)
     for key in persistent:
         if key in unresolved and new_watch[key_str(key)]["cycles"] == b.settings.position_mismatch_cycles:
             local_qty, broker_qty = diffs[key]
@@ -432,7 +435,7 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
 
 
 def _settled_today(b: PlanBuilder) -> tuple[str, dict[str, int]]:
-    day = str(b.today("NSE") or b.now.date())
+    day = str(b.today(DAY_EXCHANGE) or b.now.date())
     settled = {**b.state.checkpoint.get("settled", {}), **b.checkpoint.get("settled", {})}
     return day, dict(settled.get(day, {}))
 

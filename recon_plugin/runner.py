@@ -31,7 +31,7 @@ from recon_plugin import signals
 from recon_plugin.engine import SyncMemo, orders_to_query, plan_cycle
 from recon_plugin.events import BrokerSessionExpired, CycleFinished, ReconciliationError
 from recon_plugin.outbox import Publisher
-from recon_plugin.plan import Decision, Plan, Snapshot
+from recon_plugin.plan import DAY_EXCHANGE, Decision, Plan, Snapshot
 from recon_plugin.resolve import effective_status
 from recon_plugin.settings import Settings
 from recon_plugin.stats import QuietLog, Stats
@@ -44,7 +44,6 @@ LOST_REQUERY_MAX_SECONDS = 300.0
 PAST_DAY_QUERY_ATTEMPTS = 3
 HOLDINGS_MAX_AGE = timedelta(minutes=15)  # while a delivery mismatch is watched
 ARCHIVE_AFTER_CLOSE = timedelta(hours=3)
-DAY_EXCHANGE = "NSE"  # whose session says the day moved on (holdings and the archive: equity's)
 
 
 @dataclass
@@ -197,8 +196,9 @@ class Reconciler:
         if self.calendar is None:
             return
         later = now - ARCHIVE_AFTER_CLOSE
-        if self._exchanges_day != self.calendar.trading_date(later, DAY_EXCHANGE):  # once a day: who is in use
-            self._exchanges_day = self.calendar.trading_date(later, DAY_EXCHANGE)
+        day = self.calendar.trading_date(later, DAY_EXCHANGE)
+        if self._exchanges_day != day:  # once a day: which exchanges are in use
+            self._exchanges_day = day
             self._exchanges = {o.exchange for o in self.store.load().orders.values()} or {DAY_EXCHANGE}
         cutoff = min(self.calendar.trading_date(later, exchange) for exchange in self._exchanges)
         closed = any(o.status.is_terminal and o.trading_date is not None and o.trading_date < cutoff
