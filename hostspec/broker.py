@@ -88,3 +88,20 @@ class HoldingsBroker(Protocol):
         """Every holding in the account (one request). Raises ``BrokerError``, never ``[]``, when it
         cannot tell. Read at startup and after a trading day ends, not every cycle."""
         ...
+
+
+@runtime_checkable
+class TaggingBroker(Protocol):
+    """Optional: a broker that cannot carry every local order id as an order's tag as it is (Kite:
+    letters and digits, at most 20), so it sends each id as a tag of its own making.
+
+    ``place_order(tag=...)`` still receives the local order id; the broker sends ``order_tag(tag)``
+    and lists that in ``BrokerOrder.tag``. The mapping must be a pure function of the id (the same in
+    every process, after every restart) and must not give two ids one tag: the reconciler finds an
+    order whose submit never returned an id by ``order_tag(order_id)``. A broker without it sends and
+    lists the local id unchanged.
+    """
+
+    def order_tag(self, order_id: str) -> str:
+        """The tag this broker sends, and lists, for the local order id ``order_id``."""
+        ...

@@ -36,9 +36,10 @@ class Matching:
     unmatched: list[BrokerOrder]  # broker orders no local order accounts for
 
 
-def match_book(state: LocalState, book: list[BrokerOrder]) -> Matching:
+def match_book(state: LocalState, book: list[BrokerOrder],
+               order_tag: Callable[[str], str] | None = None) -> Matching:
     """Pair local orders with broker orders: by broker id, or by tag for an order whose submit never
-    returned an id.
+    returned an id (the tag the broker lists for its local id: ``order_tag(order_id)``).
 
     A broker order is paired at most once: a second broker order carrying a tag already paired (a
     duplicate submission) stays unmatched, so it is treated as an external order rather than hidden.
@@ -64,7 +65,7 @@ def match_book(state: LocalState, book: list[BrokerOrder]) -> Matching:
             if bo.tag:
                 by_tag.setdefault(bo.tag, bo)
         for order in untagged:
-            bo = by_tag.pop(order.order_id, None)
+            bo = by_tag.pop(order_tag(order.order_id) if order_tag else order.order_id, None)
             if bo is not None:
                 del remaining[bo.broker_order_id]
                 orders.append(order)
@@ -111,7 +112,7 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
         b.decide(Rule.STALE_SNAPSHOT, f"snapshot taken {snapshot.fetched_at.isoformat()} is older than the last "
                  f"one applied ({last}); ignored", None, None)
         return Plan(ChangeSet(), b.decisions, [])
-    m = match_book(state, snapshot.orders)
+    m = match_book(state, snapshot.orders, snapshot.order_tag)
     if memo is None or memo.ledger is not state.ledger or m.orders != memo.orders or m.brokers != memo.brokers:
         all_in_sync = True
         for order, bo in zip(m.orders, m.brokers, strict=True):

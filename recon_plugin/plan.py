@@ -9,6 +9,7 @@ events it causes, each with a deterministic id.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -63,6 +64,8 @@ class Snapshot:
     unanswered: frozenset[str] = frozenset()
     """Local ids of past-day orders the broker could not settle after repeated queries (failed, or
     "still working" after its day): they expire, reported."""
+    order_tag: Callable[[str], str] | None = None
+    """The tag the broker lists for a local order id (``hostspec.broker.TaggingBroker``); None: the id."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from hostspec.broker import Broker, BrokerError, FailureKind, HoldingsBroker
+from hostspec.broker import Broker, BrokerError, FailureKind, HoldingsBroker, TaggingBroker
 from hostspec.calendar import Clock, MarketCalendar, SystemClock
 from hostspec.events import Payload
 from hostspec.host import Host
@@ -135,7 +135,8 @@ class Reconciler:
         book = self.broker.fetch_orders()
         queried = self._query_missing(book, fetched_at)
         fresh = self._holdings_read_at == fetched_at
-        return Snapshot(book, fetched_at, positions, queried, self.calendar, self._holdings, fresh, self._unanswered())
+        return Snapshot(book, fetched_at, positions, queried, self.calendar, self._holdings, fresh, self._unanswered(),
+                        self.broker.order_tag if isinstance(self.broker, TaggingBroker) else None)
 
     def _read_holdings(self, now: datetime) -> None:
         """Delivery holdings change once a day: read at startup and when the (equity) trading date moves

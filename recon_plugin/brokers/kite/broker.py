@@ -31,6 +31,7 @@ from hostspec.model import BrokerOrder, Holding, Position, Side
 from hostspec.secrets import redact, register_secret
 from recon_plugin.brokers.kite.settings import KiteSettings, variable_name_problem
 from recon_plugin.brokers.kite.statuses import OrderParser, holding_from_kite, order_from_kite, position_from_kite
+from recon_plugin.brokers.kite.tags import order_tag
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -216,13 +217,18 @@ class KiteBroker:
             raise BrokerError(f"{what}: unreadable holding record ({type(exc).__name__}: {exc})",
                               FailureKind.UNREADABLE) from None
 
+    @staticmethod
+    def order_tag(order_id: str) -> str:
+        """``hostspec.broker.TaggingBroker``: Kite's tag for a local order id (``kite.tags``)."""
+        return order_tag(order_id)
+
     def place_order(self, *, tag: str | None, exchange: str, symbol: str, product: str, side: Side,
                     quantity: int, price: Decimal | None = None) -> str:
         order_type = "MARKET" if price is None else "LIMIT"
         return str(self._call("POST /orders/regular", lambda: self._kite.place_order(
             variety="regular", exchange=exchange, tradingsymbol=symbol, transaction_type=side.value,
             quantity=quantity, product=product, order_type=order_type,
-            price=float(price) if price is not None else None, tag=tag)))
+            price=float(price) if price is not None else None, tag=order_tag(tag) if tag else None)))
 
     def cancel_order(self, broker_order_id: str) -> None:
         self._call(f"DELETE /orders/regular/{broker_order_id}",
