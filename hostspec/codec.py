@@ -45,24 +45,39 @@ def _converters(hint: Any) -> tuple[_Convert, _Convert]:
         return date.isoformat, date.fromisoformat
     if isinstance(hint, type) and issubclass(hint, Enum):
         return (lambda e: e.value), hint
+    if origin is tuple:
+        return list, tuple
     return _identity, _identity
 
 
 @cache
-def _cached_plan(cls: Hashable) -> tuple[tuple[str, _Convert, _Convert], ...]:
+def _cached_plan(cls: Hashable) -> tuple[tuple[tuple[str, _Convert, _Convert], ...], tuple[tuple[str, Any], ...]]:
     assert isinstance(cls, type)
     hints = typing.get_type_hints(cls)
-    return tuple((f.name, *_converters(hints[f.name])) for f in dataclasses.fields(cls))
+    fields = dataclasses.fields(cls)
+    sparse = tuple((f.name, f.default) for f in fields if f.metadata.get("sparse"))
+    return tuple((f.name, *_converters(hints[f.name])) for f in fields), sparse
 
 
 def _plan(cls: type) -> tuple[tuple[str, _Convert, _Convert], ...]:
     """Each field's (name, encode, decode), derived once per class."""
-    return _cached_plan(cls)
+    return _cached_plan(cls)[0]
+
+
+def _sparse(cls: type) -> tuple[tuple[str, Any], ...]:
+    """The (name, default) of each field marked sparse (``hostspec.model.SPARSE``)."""
+    return _cached_plan(cls)[1]
 
 
 def to_dict(record: Any) -> dict[str, Any]:
-    """A model record as a JSON-safe dict."""
-    return {name: encode(getattr(record, name)) for name, encode, _ in _plan(type(record))}
+    """A model record as a JSON-safe dict; a sparse field is left out while it holds its default
+    (``from_dict`` restores the default)."""
+    cls = type(record)
+    data = {name: encode(getattr(record, name)) for name, encode, _ in _plan(cls)}
+    for name, default in _sparse(cls):
+        if getattr(record, name) == default:
+            del data[name]
+    return data
 
 
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:

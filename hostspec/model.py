@@ -19,6 +19,9 @@ from hostspec.events import Payload, PayloadError, decode
 
 P = TypeVar("P", bound=Payload)
 ZERO = Decimal(0)
+SPARSE = {"sparse": True}
+"""Field metadata: the stored form leaves the field out while it holds its default (``hostspec.codec``),
+so a field most records never use costs nothing in a state file."""
 
 
 def utcnow() -> datetime:
@@ -134,6 +137,15 @@ class Order:
     open_discrepancy: str | None = None  # fingerprint of the unresolved discrepancy last reported
     version: int = 0  # bumped by the store on every write; guards concurrent writers
     trading_date: date | None = None  # the session it belongs to, in its exchange's time zone (set once known)
+    # How it was placed, in the broker's words (see ``BrokerOrder``); None when not known.
+    order_type: str | None = field(default=None, metadata=SPARSE)
+    trigger_price: Decimal | None = field(default=None, metadata=SPARSE)
+    variety: str | None = field(default=None, metadata=SPARSE)
+    validity: str | None = field(default=None, metadata=SPARSE)
+    parent_order_id: str | None = field(default=None, metadata=SPARSE)
+    """The local order this one was made from (an autoslice child, an iceberg leg, a cover order's second
+    leg), or the broker's reference to what placed it when no local order did (``gtt:<id>``)."""
+    tags: tuple[str, ...] = field(default=(), metadata=SPARSE)
 
     @property
     def key(self) -> InstrumentKey:
@@ -159,10 +171,28 @@ class BrokerOrder:
     raw_status: str
     filled_qty: int = 0
     avg_price: Decimal = ZERO
-    tag: str | None = None  # the local order id the host sent, when it sent one
+    tag: str | None = None  # the tag the host sent (its local order id, see ``TaggingBroker``), if any
     placed_at: datetime | None = None
     updated_at: datetime | None = None
     message: str | None = None
+    # How it was placed, in the broker's words: what reconciliation needs to tie one order the trader
+    # placed to the several orders a broker may make of it.
+    order_type: str | None = None  # e.g. MARKET, LIMIT, SL, SL-M (a protected market order may list as LIMIT)
+    price: Decimal | None = None  # the limit price; None for a market order
+    trigger_price: Decimal | None = None
+    variety: str | None = None  # e.g. regular, amo, co, iceberg, auction
+    validity: str | None = None  # e.g. DAY, IOC, TTL
+    validity_ttl: int | None = None  # minutes, for TTL
+    parent_order_id: str | None = None
+    """The broker's id of what this order was made from: a cover order's first leg, the parent of an
+    autoslice or iceberg order, or ``gtt:<trigger id>`` for an order a GTT placed. None: none."""
+    tags: tuple[str, ...] = ()
+    exchange_order_id: str | None = None
+    pending_qty: int | None = None
+    cancelled_qty: int | None = None
+    guid: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    """The broker's fields the plugin does not map, as it sent them: kept, never lost (evidence)."""
 
     @property
     def key(self) -> InstrumentKey:

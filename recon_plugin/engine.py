@@ -16,9 +16,11 @@ from hostspec.model import BrokerOrder, ChangeSet, LedgerEntry, LocalState, Mode
 from recon_plugin.plan import Plan, PlanBuilder, Snapshot
 from recon_plugin.resolve import (
     effective_status,
+    reconcile_child,
     reconcile_external,
     reconcile_holdings,
     reconcile_missing,
+    reconcile_parent,
     reconcile_positions,
     reconcile_seen,
 )
@@ -123,10 +125,8 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
             memo.orders, memo.brokers, memo.ledger = m.orders, m.brokers, state.ledger
         elif memo is not None:
             memo.orders, memo.brokers, memo.ledger = [], [], None
-    for order in m.missing:
-        reconcile_missing(b, order)
-    for bo in m.unmatched:
-        reconcile_external(b, bo)
+    if m.missing or m.unmatched:
+        _reconcile_unpaired(b, state, snapshot.orders, m)
     if snapshot.calendar is not None and not state.checkpoint.get("trading_dates_recorded"):
         # once per store: orders from before trading dates were recorded get theirs, so that a
         # store's existing history can leave the hot state with its day like any other
@@ -139,6 +139,33 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
         if snapshot.holdings is not None and snapshot.holdings_fresh:
             reconcile_holdings(b, snapshot.holdings)
     return b.build()
+
+
+def _reconcile_unpaired(b: PlanBuilder, state: LocalState, book: list[BrokerOrder], m: Matching) -> None:
+    """The local orders the book does not list and the broker orders no local order accounts for.
+
+    A broker order made of another (``BrokerOrder.parent_order_id``) whose parent is a local order is
+    that order's child, never external; a local order the book does not list but whose children it
+    does follows them (``reconcile_parent``) and is not missing. The indexes are built only when a
+    broker order names a parent: never in a cycle without one."""
+    children: dict[str, list[BrokerOrder]] = {}
+    for bo in book:
+        if bo.parent_order_id is not None:
+            children.setdefault(bo.parent_order_id, []).append(bo)
+    for order in m.missing:
+        family = children.get(order.broker_order_id) if order.broker_order_id is not None else None
+        if family:
+            reconcile_parent(b, order, family)
+        else:
+            reconcile_missing(b, order)
+    by_broker_id = {o.broker_order_id: o for o in state.orders.values()
+                    if o.broker_order_id is not None} if children and m.unmatched else {}
+    for bo in m.unmatched:
+        parent = by_broker_id.get(bo.parent_order_id) if bo.parent_order_id is not None else None
+        if parent is not None:
+            reconcile_child(b, parent, bo)
+        else:
+            reconcile_external(b, bo)
 
 
 def orders_to_query(state: LocalState, book: list[BrokerOrder], settings: Settings, now: datetime,

@@ -76,6 +76,7 @@ class OrderExternal(Payload):
     quantity: int
     status: OrderStatus
     action: str
+    parent_order_id: str | None = None
 
 
 class PositionDifference(TypedDict):

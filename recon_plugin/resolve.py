@@ -5,17 +5,21 @@ The rules themselves (names, severities, meanings) are the catalogue in ``recon_
 Invariants every rule keeps, whatever the broker sends:
 
 - a fill is applied once: only quantity beyond the ledger's cumulative figure is applied;
-- the filled quantity never decreases and the status only moves forward; a stale report is
-  recorded and ignored, never applied (but a fill after CANCELLED is real and is applied);
+- the filled quantity never decreases and the status only moves forward: a stale status is
+  recorded and ignored, never applied (but a fill after CANCELLED is real and is applied); less
+  filled than already applied (a trade bust) is an alarm, and nothing is undone by itself;
 - a status the broker plugin could not map (UNKNOWN) never terminalises an order;
 - an order missing from the book is never terminalised on one miss (see ``reconcile_missing``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TypedDict
 
 from hostspec.model import (
+    ZERO,
     BrokerOrder,
     Fill,
     Holding,
@@ -52,6 +56,24 @@ def effective_status(bo: BrokerOrder) -> OrderStatus:
     if bo.status in (S.SUBMITTED, S.PLACED, S.PARTIAL):
         return S.PARTIAL if bo.filled_qty > 0 else (S.PLACED if bo.status is S.PARTIAL else bo.status)
     return bo.status
+
+
+def current_state(history: Sequence[BrokerOrder]) -> BrokerOrder | None:
+    """The order's current state from its history: the most advanced entry, not merely the last one.
+
+    Kite lists the history oldest first, but nothing in the answer guarantees it. The most advanced
+    entry is the one with the most filled, then the furthest status (``OrderStatus.rank``: a terminal
+    one beyond a working one), then the latest timestamp; among equals, the later in the list. A modification's own
+    statuses (MODIFIED, then OPEN again) are equals, decided by time and position."""
+    if not history:
+        return None
+    oldest = datetime.min.replace(tzinfo=UTC)
+
+    def advance(item: tuple[int, BrokerOrder]) -> tuple[int, int, datetime, int]:
+        index, bo = item
+        return (bo.filled_qty, bo.status.rank, bo.updated_at or bo.placed_at or oldest, index)
+
+    return max(enumerate(history), key=advance)[1]
 
 
 def may_move(current: OrderStatus, target: OrderStatus, bo: BrokerOrder, order: Order) -> bool:
@@ -121,8 +143,9 @@ def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
     """Apply the fill increment the broker's cumulative figures imply, if any."""
     applied = b.applied(order.order_id)
     if bo.filled_qty < applied.filled_qty:
-        reports.append((R.STALE_FILL, f"broker reports {bo.filled_qty} filled, {applied.filled_qty} already "
-                                      "applied; ignored"))
+        reports.append((R.TRADE_BUST, f"broker reports {bo.filled_qty} filled at average {bo.avg_price}, "
+                                      f"{applied.filled_qty} worth {applied.filled_value} already applied; "
+                                      f"{applied.filled_qty - bo.filled_qty} busted? nothing undone, position held"))
         return None
     if bo.filled_qty == applied.filled_qty:
         return None
@@ -291,8 +314,19 @@ def _mark_lost(b: PlanBuilder, order: Order, why: str) -> None:
              summary=f"{order.order_id} {order.symbol} LOST: {why}")
 
 
+def _adopt(b: PlanBuilder, bo: BrokerOrder, order_id: str, parent_order_id: str | None, external: bool) -> Order:
+    """A local order for a broker order no local order accounts for, with how it was placed."""
+    status = effective_status(bo)
+    return Order(order_id=order_id, exchange=bo.exchange, symbol=bo.symbol, product=bo.product, side=bo.side,
+                 quantity=bo.quantity, status=S.SUBMITTED if status is S.UNKNOWN else S.PENDING,
+                 created_at=bo.placed_at or b.now, updated_at=b.now, broker_order_id=bo.broker_order_id,
+                 external=external, price=bo.price, order_type=bo.order_type, trigger_price=bo.trigger_price,
+                 variety=bo.variety, validity=bo.validity, parent_order_id=parent_order_id, tags=bo.tags)
+
+
 def reconcile_external(b: PlanBuilder, bo: BrokerOrder) -> None:
-    """A broker order no local order accounts for (placed from another app)."""
+    """A broker order no local order accounts for (placed from another app, or by a GTT: its
+    ``parent_order_id`` names the trigger and is kept)."""
     if b.settings.external_orders != "adopt" and not _is_square_off(b, bo):
         reported = set(b.state.checkpoint.get("reported_external", []))
         if bo.broker_order_id not in reported:
@@ -301,22 +335,81 @@ def reconcile_external(b: PlanBuilder, bo: BrokerOrder) -> None:
                      summary=f"external order {bo.broker_order_id} {bo.symbol} {bo.side} {bo.quantity} "
                              f"({bo.raw_status}) not adopted")
         return
-    status = effective_status(bo)
-    order = Order(order_id=f"ext-{bo.broker_order_id}", exchange=bo.exchange, symbol=bo.symbol,
-                  product=bo.product, side=bo.side, quantity=bo.quantity,
-                  status=S.SUBMITTED if status is S.UNKNOWN else S.PENDING,
-                  created_at=bo.placed_at or b.now, updated_at=b.now, broker_order_id=bo.broker_order_id,
-                  external=True)
+    order = _adopt(b, bo, f"ext-{bo.broker_order_id}", bo.parent_order_id, external=True)
     square_off = _is_square_off(b, bo)
     rule, action = (R.SQUARE_OFF, "adopted as the broker's square-off") if square_off else (
-        R.EXTERNAL_ADOPTED, "adopted as a local order")
+        R.EXTERNAL_ADOPTED, "adopted as a local order" + (f" (placed by {bo.parent_order_id})"
+                                                          if bo.parent_order_id else ""))
     b.decide(rule, action, None, bo, event=OrderExternal(
         order_id=order.order_id, symbol=bo.symbol, broker_order_id=bo.broker_order_id, side=bo.side,
-        quantity=bo.quantity, status=status, action="square-off" if square_off else "adopted",
+        quantity=bo.quantity, status=effective_status(bo), action="square-off" if square_off else "adopted",
+        parent_order_id=bo.parent_order_id,
         summary=f"{order.order_id} {bo.symbol} {bo.side} {bo.quantity} adopted ({bo.raw_status})"
-                + (" [square-off]" if square_off else "")))
+                + (" [square-off]" if square_off else f" from {bo.parent_order_id}" if bo.parent_order_id else "")))
     b.orders[order.order_id] = order  # version 0: a new order
     reconcile_seen(b, order, bo)
+
+
+def reconcile_child(b: PlanBuilder, parent: Order, bo: BrokerOrder) -> None:
+    """A broker order made of the local order ``parent`` (its ``parent_order_id`` is the parent's broker
+    id): adopted as ``<parent>/<broker id>``, linked, never external; its fills are its own, applied
+    once like any order's (a parent the broker lists no row for applies none: see ``reconcile_parent``)."""
+    order = _adopt(b, bo, f"{parent.order_id}/{bo.broker_order_id}", parent.order_id, external=False)
+    b.decide(R.CHILD_LINKED, f"linked to {parent.order_id}", None, bo, event=OrderExternal(
+        order_id=order.order_id, symbol=bo.symbol, broker_order_id=bo.broker_order_id, side=bo.side,
+        quantity=bo.quantity, status=effective_status(bo), action="linked", parent_order_id=parent.order_id,
+        summary=f"{order.order_id} {bo.symbol} {bo.side} {bo.quantity} linked to {parent.order_id} "
+                f"({bo.raw_status}) [child-linked]"))
+    b.orders[order.order_id] = order
+    reconcile_seen(b, order, bo)
+
+
+def _family_status(parent: Order, children: list[BrokerOrder], filled: int) -> OrderStatus:
+    statuses = [effective_status(c) for c in children]
+    if any(not s.is_terminal for s in statuses):
+        return S.PARTIAL if filled else S.PLACED
+    if filled >= parent.quantity:
+        return S.FILLED
+    if all(s is S.REJECTED for s in statuses):
+        return S.REJECTED
+    return S.EXPIRED if all(s is S.EXPIRED for s in statuses) else S.CANCELLED
+
+
+def reconcile_parent(b: PlanBuilder, parent: Order, children: list[BrokerOrder]) -> None:
+    """A local order the broker lists no row for, split into the listed ``children`` (autoslice
+    children, iceberg legs). It follows them: its filled quantity is theirs summed and its average the
+    value-weighted one, and its status the family's (working while any child works; then FILLED,
+    REJECTED if every child was, else CANCELLED). Its fills reach positions through the children only,
+    each applied once: the parent's ledger stays empty. A child rejected or cancelled while its
+    siblings went on is reported against the parent, once."""
+    filled = sum(c.filled_qty for c in children)
+    value = sum((c.avg_price * c.filled_qty for c in children), ZERO)
+    status = _family_status(parent, children, filled)
+    failed = sorted(c.broker_order_id for c in children
+                    if effective_status(c) in (S.REJECTED, S.CANCELLED) and c.filled_qty < c.quantity)
+    family = f"children {len(children)}, failed {','.join(failed) or '-'}"
+    if parent.status is not S.LOST and (status.rank < parent.status.rank or (
+            parent.status.is_terminal and parent.status is not S.EXPIRED and status is not S.FILLED)):
+        status = parent.status  # forward only, as ``may_move``
+    if (filled, status, family) == (parent.filled_qty, parent.status, parent.broker_status):
+        return
+    before_failed = set((parent.broker_status or "").partition("failed ")[2].split(","))
+    for child_id in failed:
+        if child_id not in before_failed and status is not S.REJECTED:
+            child = next(c for c in children if c.broker_order_id == child_id)
+            b.decide(R.CHILD_FAILED, f"child {child_id} {child.raw_status} with {child.filled_qty}/{child.quantity} "
+                     f"filled: {child.message or 'no reason given'}", parent, child,
+                     summary=f"{parent.order_id} {parent.symbol}: child {child_id} {child.raw_status} "
+                             f"({child.message or 'no reason given'})")
+    updated = b.update_order(parent, status=status, filled_qty=filled, missing_count=0,
+                             avg_price=(value / filled) if filled else parent.avg_price, broker_status=family)
+    if status is not parent.status or filled != parent.filled_qty:
+        who = f"{parent.order_id} {parent.symbol} {parent.side.value}"
+        b.decide(R.CHILDREN, f"{parent.status} -> {status}, {filled}/{parent.quantity} filled by {len(children)} "
+                 "children", parent, None, event=OrderUpdated(
+                     **_order_fields(parent, updated), rule=R.CHILDREN,
+                     summary=f"{who} {parent.status} -> {status}: {filled}/{parent.quantity} filled by "
+                             f"{len(children)} children [children]"))
 
 
 def _is_square_off(b: PlanBuilder, bo: BrokerOrder) -> bool:

@@ -79,7 +79,12 @@ class Rule(StrEnum):
     STALE_STATUS = _rule("stale-status", Severity.WARNING, "the broker reports an older status than local: ignored",
                          reported=True)
     STALE_FILL = _rule("stale-fill", Severity.WARNING,
-                       "the broker reports less filled than already applied: ignored", reported=True)
+                       "released name, no longer decided: less filled than applied is now a trade-bust alarm "
+                       "(kept so that journals written before read back)", reported=True)
+    TRADE_BUST = _rule("trade-bust", Severity.ERROR,
+                       "the broker reports less filled than already applied (a trade bust, or the broker's error): "
+                       "nothing is undone by itself; alarmed with both figures, and the instrument's position is "
+                       "not rebuilt until the figures agree again or a person resolves it", reported=True)
     IMPLAUSIBLE_FILL = _rule("implausible-fill", Severity.WARNING,
                              "more filled but no positive value: waits for a readable report", reported=True)
     OVERFILL = _rule("overfill", Severity.WARNING, "more filled than the order's quantity: applied as reported",
@@ -104,6 +109,15 @@ class Rule(StrEnum):
                        "the broker's own exit of an intraday (MIS) position at its square-off time: adopted as "
                        "ext-<id> (with external_orders: report too: it is the broker's, not another app's), and "
                        "the cause of a flat MIS position")
+    CHILD_LINKED = _rule("child-linked", Severity.INFO,
+                         "an order the broker made of a local one (an autoslice child, an iceberg leg, a cover "
+                         "order's leg) is adopted as <parent>/<id>, linked to its parent; never external")
+    CHILDREN = _rule("children", Severity.INFO,
+                     "a local order the broker split into children follows them: its fills are their sum (applied "
+                     "once, by each child), its status the family's")
+    CHILD_FAILED = _rule("child-failed", Severity.WARNING,
+                         "a child of a local order was rejected or cancelled alone: reported against the parent",
+                         reported=True)
     EXTERNAL_REPORTED = _rule("external-reported", Severity.WARNING,
                               "placed from another app, with external_orders: report: reported once, not adopted",
                               reported=True)

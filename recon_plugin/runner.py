@@ -32,7 +32,7 @@ from recon_plugin.engine import SyncMemo, orders_to_query, plan_cycle
 from recon_plugin.events import BrokerSessionExpired, CycleFinished, ReconciliationError
 from recon_plugin.outbox import Publisher
 from recon_plugin.plan import DAY_EXCHANGE, Decision, Plan, Snapshot
-from recon_plugin.resolve import effective_status
+from recon_plugin.resolve import current_state, effective_status
 from recon_plugin.settings import Settings
 from recon_plugin.stats import QuietLog, Stats
 
@@ -274,8 +274,8 @@ class Reconciler:
                 if past_day:
                     self._past_day_attempts[order.order_id] += 1
                 continue
-            results[order.order_id] = history[-1] if history else None
-            if past_day and history and not effective_status(history[-1]).is_terminal:
+            current = results[order.order_id] = current_state(history)
+            if past_day and current is not None and not effective_status(current).is_terminal:
                 self._past_day_attempts[order.order_id] += 1  # "still working" after its day
         return results
 

@@ -40,7 +40,8 @@ def the_order(p, order_id="A"):
 # The names journals, statistics and stored events already hold: a value never changes once released.
 RELEASED = {"ack", "submit-confirmed", "found", "quantity-modified", "fill", "partial-fill", "late-fill", "cancel",
             "cancel-was-fill", "reject", "field-mismatch", "unknown-status", "terminal-conflict", "stale-status",
-            "stale-fill", "implausible-fill", "overfill", "missing", "lost", "external-adopted", "external-reported",
+            "stale-fill", "trade-bust", "implausible-fill", "overfill", "missing", "lost", "external-adopted",
+            "external-reported",
             "position-mismatch", "position-drift", "position-drift-deferred", "stale-snapshot"}
 
 
@@ -54,14 +55,14 @@ def test_every_rule_has_a_severity_a_log_level_and_a_meaning():
     for rule in Rule:
         assert rule.log_level == levels[rule.severity], rule
         assert rule.meaning and "\n" not in rule.meaning, rule
-    assert [r for r in Rule if r.severity is Severity.ERROR] == [Rule.LOST]
+    assert [r for r in Rule if r.severity is Severity.ERROR] == [Rule.TRADE_BUST, Rule.LOST]
 
 
 def test_reported_rules_are_the_ones_worth_a_persons_attention():
     assert {r for r in Rule if r.reported} == {
         Rule.REJECT, Rule.FIELD_MISMATCH, Rule.UNKNOWN_STATUS, Rule.TERMINAL_CONFLICT, Rule.STALE_STATUS,
-        Rule.STALE_FILL, Rule.IMPLAUSIBLE_FILL, Rule.OVERFILL, Rule.MISSING, Rule.LOST, Rule.EXTERNAL_REPORTED,
-        Rule.HOLDINGS_MISMATCH}
+        Rule.STALE_FILL, Rule.TRADE_BUST, Rule.IMPLAUSIBLE_FILL, Rule.OVERFILL, Rule.MISSING, Rule.LOST,
+        Rule.EXTERNAL_REPORTED, Rule.HOLDINGS_MISMATCH, Rule.CHILD_FAILED}
     assert all(r.severity is not Severity.INFO for r in Rule if r.reported)
 
 
@@ -207,12 +208,12 @@ def test_order_reported_cancelled_that_in_fact_filled_becomes_filled():
     assert local.positions[("NSE", "INFY", "CNC")].quantity == 10
 
 
-def test_stale_open_after_fill_is_reported_once_and_ignored():
+def test_a_fill_reported_back_to_zero_is_a_trade_bust_alarm_once_and_nothing_undone():
     local, plans = run_cycles(state(order(status=S.PLACED)), [
         [broker(S.FILLED, 10, "100")], [broker(S.PLACED, 0)], [broker(S.PLACED, 0)], [broker(S.FILLED, 10, "100")]])
     assert local.orders["A"].status is S.FILLED
     assert local.positions[("NSE", "INFY", "CNC")].quantity == 10
-    assert rules(plans[1]) == ["stale-fill", "stale-status"]
+    assert rules(plans[1]) == ["trade-bust", "stale-status"]
     assert plans[2].is_empty()  # the same stale report again: nothing new to say or write
     assert local.orders["A"].open_discrepancy is None  # cleared once the broker agrees again
 

@@ -29,6 +29,7 @@ from hostspec.errors import ConfigError
 from hostspec.host import Host
 from hostspec.model import BrokerOrder, Holding, Position, Side
 from hostspec.secrets import redact, register_secret
+from recon_plugin.brokers.kite.orders import DEFAULT_MARKET_PROTECTION, order_request
 from recon_plugin.brokers.kite.settings import KiteSettings, variable_name_problem
 from recon_plugin.brokers.kite.statuses import OrderParser, holding_from_kite, order_from_kite, position_from_kite
 from recon_plugin.brokers.kite.tags import order_tag
@@ -98,6 +99,8 @@ def classify(what: str, exc: BaseException) -> BrokerError:
         kind = FailureKind.AUTH
     elif isinstance(exc, kex.NetworkException) and code == 429:
         kind = FailureKind.RATE_LIMIT
+    elif is_refusal(exc):
+        kind = FailureKind.REJECTED
     elif isinstance(exc, kex.KiteException | requests.exceptions.RequestException):
         kind = FailureKind.TRANSIENT
     else:  # the client's own crashes on odd bodies: KeyError, TypeError, UnboundLocalError, ValueError
@@ -105,6 +108,20 @@ def classify(what: str, exc: BaseException) -> BrokerError:
     text = redact(f"{what}: {type(exc).__name__}: {exc}")
     return BrokerError(text[:500], kind, retry_after=1.0 if kind is FailureKind.RATE_LIMIT else None,
                        status_code=code if isinstance(code, int) else None)
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """Whether a client failure is Kite refusing the request itself (asking again would be refused
+    again): an ``InputException``, ``OrderException`` or ``PermissionException``, or an error type the
+    client has no class for (``MarginException``, ``UserException``, ``HoldingException`` surface as
+    ``GeneralException``) answered with a 4xx status other than 429."""
+    from kiteconnect import exceptions as kex
+
+    if isinstance(exc, kex.InputException | kex.OrderException | kex.PermissionException):
+        return True
+    code = getattr(exc, "code", None)
+    return (type(exc) is kex.GeneralException and isinstance(code, int) and 400 <= code < 500
+            and code not in (403, 429))
 
 
 def is_unknown_order(exc: BaseException) -> bool:
@@ -130,7 +147,8 @@ class KiteBroker:
 
     def __init__(self, api_key: str, access_token: str, root: str, timeout: float,
                  access_token_env: str | None = None, access_token_file: Path | None = None,
-                 on_close: Callable[[], None] | None = None) -> None:
+                 on_close: Callable[[], None] | None = None,
+                 market_protection: Decimal = DEFAULT_MARKET_PROTECTION) -> None:
         from kiteconnect import KiteConnect  # Twisted comes with it: imported only for a Kite broker
 
         register_secret(api_key)
@@ -142,6 +160,7 @@ class KiteBroker:
         self._limiter = RateLimiter(REQUESTS_PER_SECOND)
         self._book_parser = OrderParser()
         self._on_close = on_close  # e.g. stop the in-process simulator of the live demo
+        self._market_protection = market_protection
         self._lock = threading.Lock()
         self.requests = 0  # made, for tests and benchmarks
 
@@ -223,12 +242,20 @@ class KiteBroker:
         return order_tag(order_id)
 
     def place_order(self, *, tag: str | None, exchange: str, symbol: str, product: str, side: Side,
-                    quantity: int, price: Decimal | None = None) -> str:
-        order_type = "MARKET" if price is None else "LIMIT"
-        return str(self._call("POST /orders/regular", lambda: self._kite.place_order(
-            variety="regular", exchange=exchange, tradingsymbol=symbol, transaction_type=side.value,
-            quantity=quantity, product=product, order_type=order_type,
-            price=float(price) if price is not None else None, tag=order_tag(tag) if tag else None)))
+                    quantity: int, price: Decimal | None = None, order_type: str | None = None,
+                    trigger_price: Decimal | None = None, variety: str = "regular", validity: str = "DAY",
+                    validity_ttl: int | None = None, market_protection: Decimal | None = None,
+                    iceberg_legs: int | None = None, iceberg_quantity: int | None = None) -> str:
+        """Place an order as Kite accepts it (``kite.orders.order_request``: refused here, naming the
+        field, what Kite would refuse). ``order_type`` defaults to LIMIT with a price, else MARKET; a
+        MARKET or SL-M order carries market protection (this call's, else the configured one). The
+        local order id ``tag`` is sent as its Kite tag (``kite.tags``)."""
+        request = order_request(
+            tag=tag, exchange=exchange, symbol=symbol, product=product, side=side, quantity=quantity, price=price,
+            order_type=order_type, trigger_price=trigger_price, variety=variety, validity=validity,
+            validity_ttl=validity_ttl, iceberg_legs=iceberg_legs, iceberg_quantity=iceberg_quantity,
+            market_protection=market_protection if market_protection is not None else self._market_protection)
+        return str(self._call(f"POST /orders/{variety}", lambda: self._kite.place_order(**request)))
 
     def cancel_order(self, broker_order_id: str) -> None:
         self._call(f"DELETE /orders/regular/{broker_order_id}",
@@ -278,4 +305,5 @@ def open_kite_broker(host: Host) -> KiteBroker:
                           f"environment variable {settings.access_token_env} is not set"
                           + (f" and {token_file} does not exist" if token_file else ""))
     return KiteBroker(api_key, token, settings.root, settings.timeout_seconds,
-                      access_token_env=settings.access_token_env, access_token_file=token_file)
+                      access_token_env=settings.access_token_env, access_token_file=token_file,
+                      market_protection=Decimal(str(settings.market_protection)))

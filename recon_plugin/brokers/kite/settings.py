@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
+from decimal import Decimal
 
 from hostspec.config import SettingError, setting
+from recon_plugin.brokers.kite.orders import market_protection_problem
 
 VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 """What an ``*_env`` setting may hold: an environment variable's name as POSIX utilities spell them
@@ -34,6 +36,9 @@ class KiteSettings:
     timeout_seconds: float = setting(7.0, "HTTP timeout per request", minimum=0.1)
     access_token_file: str | None = setting(None, "a file holding the access token, re-read when the session "
                                                   "expires (tradehost kite login --token-file writes it)")
+    market_protection: float = setting(-1.0, "market protection sent with MARKET and SL-M orders: -1 for Kite's "
+                                             "automatic protection, or a percentage above 0 and at most 100 (Kite "
+                                             "refuses unprotected market orders from the API)")
 
     def check(self) -> None:
         """Each ``*_env`` setting names a variable (``variable_name_problem``), refused when the file
@@ -42,3 +47,5 @@ class KiteSettings:
         for field in fields(self):
             if field.name.endswith("_env") and (problem := variable_name_problem(getattr(self, field.name))):
                 raise SettingError(field.name, problem)
+        if problem := market_protection_problem(Decimal(str(self.market_protection))):
+            raise SettingError("market_protection", problem)

@@ -77,9 +77,45 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=IST)
 
 
+_MAPPED = frozenset({
+    "order_id", "exchange", "tradingsymbol", "product", "transaction_type", "quantity", "status", "filled_quantity",
+    "average_price", "tag", "order_timestamp", "exchange_update_timestamp", "exchange_timestamp", "status_message",
+    "order_type", "price", "trigger_price", "variety", "validity", "validity_ttl", "parent_order_id", "tags",
+    "exchange_order_id", "pending_quantity", "cancelled_quantity", "guid"})
+"""The fields of a Kite order that ``order_from_kite`` maps; every other one is kept in ``extra``."""
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None or value == "" else int(value)
+
+
+def _price(value: Any) -> Decimal | None:
+    """A price field: None when absent or 0 (Kite's "no price", e.g. a MARKET order's)."""
+    return to_decimal(value) or None if value is not None else None
+
+
+def parent_of(row: dict[str, Any]) -> str | None:
+    """What a Kite order was made from (``BrokerOrder.parent_order_id``): a cover order's first leg or
+    another parent named in ``parent_order_id``; the parent of an autoslice child (``tags``
+    ``["autoslice", "autoslice:<parent id>"]``: its own ``tag`` is null); the GTT that placed it
+    (``meta: {"gtt": <trigger id>}`` or ``{"gtt": {"id": ...}}``), as ``gtt:<trigger id>``."""
+    if row.get("parent_order_id"):
+        return str(row["parent_order_id"])
+    for tag in row.get("tags") or ():
+        if isinstance(tag, str) and tag.startswith("autoslice:") and len(tag) > len("autoslice:"):
+            return tag[len("autoslice:"):]
+    meta = row.get("meta")
+    gtt = meta.get("gtt") if isinstance(meta, dict) else None
+    if isinstance(gtt, dict):
+        gtt = gtt.get("id") or gtt.get("trigger_id")
+    return f"gtt:{gtt}" if gtt not in (None, "") else None
+
+
 def order_from_kite(row: dict[str, Any]) -> BrokerOrder:
-    """One Kite order record (from ``/orders`` or an order's history) in the canonical model."""
+    """One Kite order record (from ``/orders`` or an order's history) in the canonical model; the fields
+    it does not map are kept in ``extra``."""
     raw = row["status"]
+    tags = row.get("tags")
     return BrokerOrder(
         broker_order_id=str(row["order_id"]), exchange=row["exchange"], symbol=row["tradingsymbol"],
         product=row["product"], side=Side(row["transaction_type"]), quantity=int(row["quantity"]),
@@ -87,13 +123,21 @@ def order_from_kite(row: dict[str, Any]) -> BrokerOrder:
         avg_price=to_decimal(row.get("average_price")), tag=row.get("tag") or None,
         placed_at=parse_time(row.get("order_timestamp")),
         updated_at=parse_time(row.get("exchange_update_timestamp") or row.get("exchange_timestamp")),
-        message=row.get("status_message"))
+        message=row.get("status_message"), order_type=row.get("order_type"), price=_price(row.get("price")),
+        trigger_price=_price(row.get("trigger_price")), variety=row.get("variety"), validity=row.get("validity"),
+        validity_ttl=_optional_int(row.get("validity_ttl")), parent_order_id=parent_of(row),
+        tags=tuple(str(t) for t in tags) if tags else (),
+        exchange_order_id=str(row["exchange_order_id"]) if row.get("exchange_order_id") else None,
+        pending_qty=_optional_int(row.get("pending_quantity")),
+        cancelled_qty=_optional_int(row.get("cancelled_quantity")), guid=row.get("guid"),
+        extra={k: v for k, v in row.items() if k not in _MAPPED})
 
 
-# The fields of a Kite order that can change after it is placed. The others order_from_kite reads
-# (exchange, symbol, product, side, tag, order timestamp) are fixed for an order id.
+# The fields of a Kite order that can change after it is placed (a modification changes the prices,
+# the type, the validity and the order timestamp). The others are fixed for an order id.
 _FIELDS = ("order_id", "status", "filled_quantity", "average_price", "quantity", "exchange_update_timestamp",
-           "status_message", "exchange_timestamp")
+           "status_message", "exchange_timestamp", "order_timestamp", "price", "trigger_price", "order_type",
+           "validity", "pending_quantity", "cancelled_quantity", "exchange_order_id", "tags", "meta")
 _ROW_KEY = itemgetter(*_FIELDS)
 
 

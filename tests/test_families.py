@@ -1,0 +1,124 @@
+"""One order the trader placed, several orders at the broker: children linked to their parent, fills
+applied once by each child and summed on the parent; trade busts; the current state of a history."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+from hostspec.model import LedgerEntry, Mode, OrderStatus, Position, Side
+from recon_plugin.engine import plan_cycle
+from recon_plugin.plan import Settings, Snapshot
+from recon_plugin.resolve import current_state
+from tests.helpers import advance, at, broker, order, state
+
+S = OrderStatus
+KEY = ("NSE", "INFY", "CNC")
+
+
+def cycles(local, books, positions=None, **settings):
+    plans = []
+    for i, book in enumerate(books):
+        snapshot = Snapshot(list(book), at(60 + 2 * i), positions[i] if positions else None)
+        p = plan_cycle(local, snapshot, Settings(missing_grace_seconds=0, **settings))
+        plans.append(p)
+        local = advance(local, p.changes)
+    return local, plans
+
+
+def rules(plans):
+    return [d.rule for p in plans for d in p.decisions]
+
+
+def child(n, status, filled=0, avg="0", quantity=100, parent="P1", **changes):
+    return broker(status, filled, avg, broker_order_id=f"C{n}", quantity=quantity, parent_order_id=parent,
+                  tags=("autoslice", f"autoslice:{parent}"), **changes)
+
+
+def test_autoslice_children_are_linked_and_their_fills_sum_to_the_parent_applied_once():
+    parent = order("L1", status=S.SUBMITTED, quantity=300, broker_order_id="P1")
+    books = [
+        [child(1, S.PLACED), child(2, S.PLACED), child(3, S.PLACED)],
+        [child(1, S.FILLED, 100, "10.05"), child(2, S.PLACED, 40, "10.10"), child(3, S.PLACED)],
+        [child(1, S.FILLED, 100, "10.05"), child(2, S.FILLED, 100, "10.10"), child(3, S.FILLED, 100, "10.20")],
+        [child(1, S.FILLED, 100, "10.05"), child(2, S.FILLED, 100, "10.10"), child(3, S.FILLED, 100, "10.20")],
+    ]
+    local, plans = cycles(state(parent), books)
+    kids = {o.order_id: o for o in local.orders.values() if o.parent_order_id == "L1"}
+    assert sorted(kids) == ["L1/C1", "L1/C2", "L1/C3"]
+    assert all(not k.external and k.status is S.FILLED for k in kids.values())
+    assert local.orders["L1"].status is S.FILLED and local.orders["L1"].filled_qty == 300
+    assert local.orders["L1"].avg_price == Decimal("3035.00") / 300
+    assert local.orders["L1"].missing_count == 0  # never on the missing ladder
+    position = local.positions[KEY]
+    assert (position.quantity, position.buy_value) == (300, Decimal("3035.00"))  # each child once, none by L1
+    assert "L1" not in local.ledger
+    assert sum(e.filled_qty for e in local.ledger.values()) == 300
+    assert plans[3].is_empty()  # in step: nothing more to say or write
+    assert "external-adopted" not in rules(plans) and rules(plans).count("child-linked") == 3
+    linked = [e for p in plans for e in p.changes.events if e.kind == "order-external"]
+    assert {e.data["action"] for e in linked} == {"linked"} and {e.data["parent_order_id"] for e in linked} == {"L1"}
+
+
+def test_a_child_rejected_alone_is_reported_once_against_the_parent():
+    parent = order("L1", status=S.SUBMITTED, quantity=200, broker_order_id="P1")
+    rejected = child(2, S.REJECTED, message="insufficient margin")
+    local, plans = cycles(state(parent), [
+        [child(1, S.PLACED), rejected], [child(1, S.PLACED, 50, "10"), rejected],
+        [child(1, S.FILLED, 100, "10"), rejected]])
+    failed = [d for p in plans for d in p.decisions if d.rule == "child-failed"]
+    assert len(failed) == 1 and failed[0].order_id == "L1" and "insufficient margin" in failed[0].action
+    assert local.orders["L1"].status is S.CANCELLED and local.orders["L1"].filled_qty == 100
+    assert local.positions[KEY].quantity == 100
+
+
+def test_a_cover_orders_second_leg_is_linked_with_its_own_fills():
+    entry = order("L1", status=S.PLACED, quantity=10, broker_order_id="CO1")
+    books = [[broker(S.FILLED, 10, "100", broker_order_id="CO1", variety="co"),
+              broker(S.PLACED, 0, broker_order_id="CO2", side=Side.SELL, parent_order_id="CO1", variety="co",
+                     order_type="SL-M", trigger_price=Decimal("95"))],
+             [broker(S.FILLED, 10, "100", broker_order_id="CO1", variety="co"),
+              broker(S.FILLED, 10, "95", broker_order_id="CO2", side=Side.SELL, parent_order_id="CO1", variety="co")]]
+    local, _ = cycles(state(entry), books)
+    leg = local.orders["L1/CO2"]
+    assert (leg.parent_order_id, leg.side, leg.variety, leg.order_type, leg.trigger_price) == (
+        "L1", Side.SELL, "co", "SL-M", Decimal("95"))
+    assert local.orders["L1"].filled_qty == 10  # the entry's own fills, not the sum of both legs
+    position = local.positions[KEY]
+    assert (position.quantity, position.buy_value, position.sell_value) == (0, Decimal("1000"), Decimal("950"))
+
+
+def test_an_order_a_gtt_placed_is_adopted_and_keeps_its_gtt():
+    local, plans = cycles(state(), [[broker(S.PLACED, broker_order_id="G1", parent_order_id="gtt:7731")]])
+    adopted = local.orders["ext-G1"]
+    assert adopted.external and adopted.parent_order_id == "gtt:7731"
+    (event,) = [e for e in plans[0].changes.events if e.kind == "order-external"]
+    assert event.data["parent_order_id"] == "gtt:7731" and "gtt:7731" in event.summary
+
+
+def test_a_trade_bust_is_an_alarm_and_holds_the_position_until_the_figures_agree():
+    filled = order("A", status=S.FILLED, filled_qty=10, avg_price=Decimal("100"))
+    local = state(filled, positions={KEY: Position(*KEY, quantity=10, buy_qty=10, buy_value=Decimal("1000"))},
+                  ledger={"A": LedgerEntry("A", 10, Decimal("1000"))})
+    bust = broker(S.FILLED, 8, "100")
+    eight = [Position(*KEY, quantity=8, buy_qty=8, buy_value=Decimal("800"))]
+    local, plans = cycles(local, [[bust]] * 5, positions=[eight] * 5, mode=Mode.LIVE, position_mismatch_cycles=2)
+    busts = [d for p in plans for d in p.decisions if d.rule == "trade-bust"]
+    assert len(busts) == 1 and busts[0].rule.reported and busts[0].rule.severity == "error"
+    assert busts[0].broker["filled_qty"] == 8 and busts[0].local["filled_qty"] == 10
+    assert local.positions[KEY].quantity == 10  # held: not rebuilt from the broker while the bust is open
+    assert "position-drift" not in rules(plans) and "position-drift-deferred" in rules(plans)
+    assert local.orders["A"].open_discrepancy is not None and local.ledger["A"].filled_qty == 10
+
+
+def test_the_current_state_of_a_history_is_the_most_advanced_whatever_the_order():
+    oldest_first = [broker(S.SUBMITTED, raw="PUT ORDER REQ RECEIVED"), broker(S.PLACED, raw="OPEN"),
+                    broker(S.PLACED, 4, "10", raw="OPEN"), broker(S.FILLED, 10, "10.2", raw="COMPLETE")]
+    assert current_state(oldest_first) is oldest_first[-1]
+    assert current_state(list(reversed(oldest_first))) is oldest_first[-1]
+    modified = [broker(S.PLACED, raw="OPEN", updated_at=at(1)), broker(S.PLACED, raw="MODIFIED", updated_at=at(2)),
+                broker(S.PLACED, raw="OPEN", updated_at=at(3), price=Decimal("11"))]
+    assert current_state(list(reversed(modified))) is modified[-1]
+    assert current_state([]) is None
+    same = replace(oldest_first[1])
+    assert current_state([oldest_first[1], same]) is same  # equals: the later in the list
