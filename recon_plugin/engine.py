@@ -16,6 +16,7 @@ from hostspec.model import BrokerOrder, ChangeSet, LedgerEntry, LocalState, Mode
 from recon_plugin.plan import Plan, PlanBuilder, Snapshot
 from recon_plugin.resolve import (
     effective_status,
+    modified_terms,
     reconcile_child,
     reconcile_external,
     reconcile_holdings,
@@ -86,7 +87,7 @@ def in_sync(order: Order, bo: BrokerOrder, applied: LedgerEntry | None) -> bool:
             and order.open_discrepancy is None and order.status is effective_status(bo)
             and order.filled_qty == bo.filled_qty == (applied.filled_qty if applied else 0)
             and order.quantity == bo.quantity and order.side is bo.side and order.symbol == bo.symbol
-            and order.exchange == bo.exchange and order.product == bo.product)
+            and order.exchange == bo.exchange and order.product == bo.product and not modified_terms(order, bo))
 
 
 class SyncMemo:

@@ -91,6 +91,18 @@ def may_move(current: OrderStatus, target: OrderStatus, bo: BrokerOrder, order: 
     return current.is_terminal and target is S.FILLED and bo.filled_qty >= order.quantity
 
 
+TERMS = ("price", "trigger_price", "order_type", "validity")
+"""An order's terms a modification at the broker may change (its quantity has a rule of its own)."""
+
+
+def modified_terms(order: Order, bo: BrokerOrder) -> dict[str, object]:
+    """The terms the broker lists otherwise than local (a modification there, or a protected market
+    order the broker lists as LIMIT at its protection price); a term the broker does not report
+    (None) is never a difference."""
+    return {name: value for name in TERMS
+            if (value := getattr(bo, name)) is not None and value != getattr(order, name)}
+
+
 def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
     """Resolve one local order against the broker's view of it."""
     changes: dict[str, object] = {}
@@ -104,6 +116,10 @@ def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
         changes["quantity"] = bo.quantity
         b.decide(R.QUANTITY_MODIFIED, f"quantity {order.quantity} -> {bo.quantity} (modified at the broker)",
                  order, bo)
+    if terms := modified_terms(order, bo):
+        changes.update(terms)
+        b.decide(R.ORDER_MODIFIED, ", ".join(f"{name} {getattr(order, name)} -> {value}"
+                                             for name, value in terms.items()) + " (at the broker)", order, bo)
 
     target = effective_status(bo)
     reports: list[tuple[Rule, str]] = []
@@ -204,10 +220,14 @@ def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrde
                                            f"[{rule}]"))
     linked = before.broker_order_id is None and after.broker_order_id is not None
     if after.status is before.status:
-        if not fill and (linked or after.quantity != before.quantity):  # decided in reconcile_seen
-            rule = R.SUBMIT_CONFIRMED if linked else R.QUANTITY_MODIFIED
-            b.announce(OrderUpdated(**base, rule=rule,
-                                    summary=f"{who} {after.status}, broker id {after.broker_order_id} [{rule}]"))
+        terms_changed = any(getattr(after, name) != getattr(before, name) for name in TERMS)
+        if not fill and (linked or after.quantity != before.quantity or terms_changed):  # decided in reconcile_seen
+            rule = (R.SUBMIT_CONFIRMED if linked else R.QUANTITY_MODIFIED if after.quantity != before.quantity
+                    else R.ORDER_MODIFIED)
+            what = (f"broker id {after.broker_order_id}" if linked else
+                    f"quantity {after.quantity}" + "".join(f", {name} {getattr(after, name)}" for name in TERMS
+                                                         if getattr(after, name) != getattr(before, name)))
+            b.announce(OrderUpdated(**base, rule=rule, summary=f"{who} {after.status}, {what} [{rule}]"))
         return
     if after.status is S.CANCELLED:
         b.decide(R.CANCEL, f"{before.status} -> CANCELLED with {after.filled_qty} filled", before, bo,

@@ -62,6 +62,9 @@ class Rule(StrEnum):
     FOUND = _rule("found", Severity.INFO, "an order missing from the book (or LOST) is listed again: resolved as such")
     QUANTITY_MODIFIED = _rule("quantity-modified", Severity.INFO,
                               "the broker has another quantity (modified there): the broker's is adopted")
+    ORDER_MODIFIED = _rule("order-modified", Severity.INFO,
+                           "the broker has another price, trigger price, order type or validity (modified there, "
+                           "or a protected market order listed as LIMIT): the broker's is adopted")
     FILL = _rule("fill", Severity.INFO, "filled at the broker: the remaining quantity is applied, once")
     PARTIAL_FILL = _rule("partial-fill", Severity.INFO, "more filled at the broker: the increment is applied, once")
     LATE_FILL = _rule("late-fill", Severity.INFO, "a fill on an order local holds as terminal: real, and applied")

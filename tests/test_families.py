@@ -122,3 +122,16 @@ def test_the_current_state_of_a_history_is_the_most_advanced_whatever_the_order(
     assert current_state([]) is None
     same = replace(oldest_first[1])
     assert current_state([oldest_first[1], same]) is same  # equals: the later in the list
+
+
+def test_a_modification_walks_its_statuses_as_a_working_order_and_the_local_terms_follow():
+    placed = order("A", status=S.PLACED, price=Decimal("100"), order_type="LIMIT")
+    walk = [broker(S.PLACED, raw=raw, price=Decimal(price), order_type="LIMIT")
+            for raw, price in (("MODIFY VALIDATION PENDING", "100"), ("MODIFY PENDING", "100"),
+                               ("MODIFIED", "101.5"), ("OPEN", "101.5"), ("OPEN", "101.5"))]
+    local, plans = cycles(state(placed), [[bo] for bo in walk])
+    assert [p.changes.orders[0].status for p in plans if p.changes.orders] == [S.PLACED]
+    assert local.orders["A"].status is S.PLACED and local.orders["A"].price == Decimal("101.5")
+    assert rules(plans) == ["order-modified"] and plans[-1].is_empty()
+    (event,) = [e for p in plans for e in p.changes.events]
+    assert event.data["rule"] == "order-modified" and "price 101.5" in event.summary
