@@ -10,6 +10,7 @@ import pytest
 from kiteconnect import exceptions as kex
 
 from hostspec.broker import FailureKind, TaggingBroker
+from hostspec.cli import main
 from hostspec.model import Mode, OrderStatus, Side
 from recon_plugin.brokers.kite.broker import KiteBroker, classify, is_unknown_order
 from recon_plugin.brokers.kite.orders import OrderRefused
@@ -144,3 +145,13 @@ def test_both_not_found_answers_lead_to_lost_by_the_ladder_not_endless_queries(k
     assert store.get_order("B").status is S.LOST
     queries = [req for req in kite_sim.requests if req[1] == f"/orders/{gone}"]
     assert len(queries) == 2  # the query that found it gone, one re-check; the next is 2 intervals away
+
+
+@pytest.mark.parametrize("value", ["0", "101", "-2", ".nan"])
+def test_a_config_that_would_send_unprotected_market_orders_is_refused(tmp_path, capsys, value):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"store:\n  path: {tmp_path / 'state.json'}\nmode: live\nbroker:\n  name: kite\n  kite:\n"
+                    f"    market_protection: {value}\n")
+    assert main(["recon", "status", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "broker.kite.market_protection" in err and len(err.strip().splitlines()) == 1
