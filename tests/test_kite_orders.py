@@ -12,7 +12,7 @@ from kiteconnect import exceptions as kex
 from hostspec.broker import FailureKind, TaggingBroker
 from hostspec.cli import main
 from hostspec.model import Mode, OrderStatus, Side
-from recon_plugin.brokers.kite.broker import KiteBroker, classify, is_unknown_order
+from recon_plugin.brokers.kite.broker import ORDERS_PER_MINUTE, KiteBroker, RateLimiter, classify, is_unknown_order
 from recon_plugin.brokers.kite.orders import OrderRefused
 from recon_plugin.brokers.kite.tags import is_valid_tag, order_tag
 from recon_plugin.plan import Settings
@@ -155,3 +155,42 @@ def test_a_config_that_would_send_unprotected_market_orders_is_refused(tmp_path,
     assert main(["recon", "status", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "broker.kite.market_protection" in err and len(err.strip().splitlines()) == 1
+
+
+# -- rate limits -----------------------------------------------------------------------------------
+
+def virtual_limiter(limit, window):
+    now = [0.0]
+    return RateLimiter(limit, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s),
+                       window=window), now
+
+
+def test_orders_stay_under_kites_orders_a_minute_by_construction():
+    limiter, now = virtual_limiter(ORDERS_PER_MINUTE, 60.0)
+    stamps = []
+    for _ in range(500):
+        limiter.acquire()
+        stamps.append(now[0])
+    assert ORDERS_PER_MINUTE < 200
+    assert all(sum(1 for t in stamps if start <= t < start + 60.0) <= ORDERS_PER_MINUTE for start in stamps)
+    assert stamps[-1] >= 120.0
+
+
+def test_placements_modifications_and_cancels_wait_for_the_orders_limit(kite_sim, kite):
+    kite._order_limiter, now = virtual_limiter(2, 60.0)
+    first = kite.place_order(**{**BASE, "price": Decimal("100")})
+    kite.modify_order(first, price=Decimal("100.5"))
+    assert now[0] == 0.0
+    kite.cancel_order(first)  # the third order request in a minute waits for the first to leave the window
+    assert now[0] == 60.0
+    assert [r[0] for r in kite_sim.requests if r[1].startswith("/orders/regular")] == ["POST", "PUT", "DELETE"]
+
+
+def test_a_modification_is_checked_like_a_placement(kite):
+    with pytest.raises(OrderRefused, match="price"):
+        kite.modify_order("1", price=Decimal("Infinity"))
+    with pytest.raises(OrderRefused, match="nothing to modify"):
+        kite.modify_order("1")
+    with pytest.raises(OrderRefused, match="validity"):
+        kite.modify_order("1", validity="TTL")
+    assert kite.requests == 0

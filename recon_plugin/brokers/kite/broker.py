@@ -29,25 +29,27 @@ from hostspec.errors import ConfigError
 from hostspec.host import Host
 from hostspec.model import BrokerOrder, Holding, Position, Side
 from hostspec.secrets import redact, register_secret
-from recon_plugin.brokers.kite.orders import DEFAULT_MARKET_PROTECTION, order_request
+from recon_plugin.brokers.kite.orders import DEFAULT_MARKET_PROTECTION, modify_request, order_request
 from recon_plugin.brokers.kite.settings import KiteSettings, variable_name_problem
 from recon_plugin.brokers.kite.statuses import OrderParser, holding_from_kite, order_from_kite, position_from_kite
 from recon_plugin.brokers.kite.tags import order_tag
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-REQUESTS_PER_SECOND = 8  # Kite allows 10/s for these endpoints; keep a margin
+REQUESTS_PER_SECOND = 8  # Kite allows 10/s per endpoint; one limit over all of them, with a margin
+ORDERS_PER_MINUTE = 180  # Kite allows 200 order placements, modifications and cancellations a minute
 UNKNOWN_ORDER = re.compile(r"could(?:n'?t| not) find (?:that |the )?order[ _]?id", re.IGNORECASE)
 """Kite's answer about an order id it does not hold ("Couldn't find that `order_id`."), whatever
 the quotes, apostrophe or spacing."""
 
 
 class RateLimiter:
-    """At most ``limit`` calls in any rolling second, across threads: callers wait their turn."""
+    """At most ``limit`` calls in any rolling ``window`` seconds, across threads: callers wait their turn."""
 
     def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, window: float = 1.0) -> None:
         self.limit = limit
+        self.window = window
         self.clock = clock
         self.sleep = sleep
         self._stamps: deque[float] = deque()
@@ -57,12 +59,12 @@ class RateLimiter:
         with self._lock:
             while True:
                 now = self.clock()
-                while self._stamps and now - self._stamps[0] >= 1.0:
+                while self._stamps and now - self._stamps[0] >= self.window:
                     self._stamps.popleft()
                 if len(self._stamps) < self.limit:
                     self._stamps.append(now)
                     return
-                self.sleep(1.0 - (now - self._stamps[0]))
+                self.sleep(self.window - (now - self._stamps[0]))
 
 
 @contextlib.contextmanager
@@ -158,6 +160,7 @@ class KiteBroker:
         self._token_env = access_token_env
         self._token_file = access_token_file
         self._limiter = RateLimiter(REQUESTS_PER_SECOND)
+        self._order_limiter = RateLimiter(ORDERS_PER_MINUTE, window=60.0)
         self._book_parser = OrderParser()
         self._on_close = on_close  # e.g. stop the in-process simulator of the live demo
         self._market_protection = market_protection
@@ -184,10 +187,14 @@ class KiteBroker:
                 log.info("a new Kite access token was found; using it")
                 return
 
-    def _call(self, what: str, request: Callable[[], T], *, about_an_order: bool = False) -> T:
-        """``request()`` within the rate limit; a failure raised as a classified ``BrokerError``, or,
-        ``about_an_order``, as ``UnknownOrder`` when Kite says it does not hold the order."""
+    def _call(self, what: str, request: Callable[[], T], *, about_an_order: bool = False,
+              order_entry: bool = False) -> T:
+        """``request()`` within the rate limits (``order_entry``: the orders-a-minute limit too); a
+        failure raised as a classified ``BrokerError``, or, ``about_an_order``, as ``UnknownOrder``
+        when Kite says it does not hold the order."""
         self._refresh_token()
+        if order_entry:
+            self._order_limiter.acquire()
         self._limiter.acquire()
         with self._lock:
             self.requests += 1
@@ -255,11 +262,23 @@ class KiteBroker:
             order_type=order_type, trigger_price=trigger_price, variety=variety, validity=validity,
             validity_ttl=validity_ttl, iceberg_legs=iceberg_legs, iceberg_quantity=iceberg_quantity,
             market_protection=market_protection if market_protection is not None else self._market_protection)
-        return str(self._call(f"POST /orders/{variety}", lambda: self._kite.place_order(**request)))
+        return str(self._call(f"POST /orders/{variety}", lambda: self._kite.place_order(**request),
+                              order_entry=True))
 
-    def cancel_order(self, broker_order_id: str) -> None:
-        self._call(f"DELETE /orders/regular/{broker_order_id}",
-                   lambda: self._kite.cancel_order(variety="regular", order_id=broker_order_id))
+    def modify_order(self, broker_order_id: str, *, variety: str = "regular", quantity: int | None = None,
+                     price: Decimal | None = None, trigger_price: Decimal | None = None,
+                     order_type: str | None = None, validity: str | None = None) -> None:
+        """Ask Kite to modify a working order (a Kite extra, not in the ``Broker`` contract). A 200
+        answer means only that the request was accepted: the order walks MODIFY VALIDATION PENDING,
+        MODIFY PENDING, then MODIFIED (or NOT MODIFIED), and the reconciler adopts its new terms."""
+        checked = modify_request(variety=variety, quantity=quantity, price=price, trigger_price=trigger_price,
+                                 order_type=order_type, validity=validity)
+        self._call(f"PUT /orders/{variety}/{broker_order_id}", lambda: self._kite.modify_order(
+            order_id=broker_order_id, **checked), order_entry=True)
+
+    def cancel_order(self, broker_order_id: str, *, variety: str = "regular") -> None:
+        self._call(f"DELETE /orders/{variety}/{broker_order_id}",
+                   lambda: self._kite.cancel_order(variety=variety, order_id=broker_order_id), order_entry=True)
 
     def close(self) -> None:
         self._kite.reqsession.close()

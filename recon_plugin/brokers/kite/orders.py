@@ -62,13 +62,28 @@ def _order_type(price: Decimal | None, trigger_price: Decimal | None) -> str:
     return "LIMIT" if price is not None else "MARKET"
 
 
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise OrderRefused(name, f"{value!r} is not one of {', '.join(allowed)}")
+
+
+def _check_quantity(quantity: object) -> None:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+        raise OrderRefused("quantity", f"must be a positive whole number, not {quantity!r}")
+
+
+def _check_amount(name: str, value: object) -> None:
+    """A price: an exact, finite, non-zero ``Decimal`` (a negative one is legal: spreads, some futures)."""
+    if value is not None and (not isinstance(value, Decimal) or not value.is_finite() or value == 0):
+        raise OrderRefused(name, f"must be a finite, non-zero Decimal, not {value!r}")
+
+
 def _check_price(name: str, value: Decimal | None, wanted: bool, order_type: str) -> None:
     if wanted and value is None:
         raise OrderRefused(name, f"a {order_type} order needs one")
     if not wanted and value is not None:
         raise OrderRefused(name, f"a {order_type} order takes none")
-    if value is not None and (not isinstance(value, Decimal) or not value.is_finite() or value == 0):
-        raise OrderRefused(name, f"must be a finite, non-zero Decimal, not {value!r}")
+    _check_amount(name, value)
 
 
 def order_request(*, tag: str | None, exchange: str, symbol: str, product: str, side: Side, quantity: int,
@@ -80,14 +95,12 @@ def order_request(*, tag: str | None, exchange: str, symbol: str, product: str, 
     for name, value, allowed in (("variety", variety, VARIETIES), ("order_type", order_type, ORDER_TYPES),
                                  ("validity", validity, VALIDITIES), ("product", product, PRODUCTS),
                                  ("exchange", exchange, EXCHANGES)):
-        if value not in allowed:
-            raise OrderRefused(name, f"{value!r} is not one of {', '.join(allowed)}")
+        _check_choice(name, value, allowed)
     if not symbol:
         raise OrderRefused("symbol", "is empty")
     if not isinstance(side, Side):
         raise OrderRefused("side", f"must be a Side, not {side!r}")
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-        raise OrderRefused("quantity", f"must be a positive whole number, not {quantity!r}")
+    _check_quantity(quantity)
     _check_price("price", price, order_type in ("LIMIT", "SL"), order_type)
     _check_price("trigger_price", trigger_price, order_type in ("SL", "SL-M") or variety == "co",
                  f"{order_type} {variety}" if variety == "co" else order_type)
@@ -116,3 +129,23 @@ def order_request(*, tag: str | None, exchange: str, symbol: str, product: str, 
         "market_protection": str(market_protection) if protected and market_protection is not None else None,
         "tag": order_tag(tag) if tag else None}
     return request
+
+
+def modify_request(*, variety: str, quantity: int | None, price: Decimal | None, trigger_price: Decimal | None,
+                   order_type: str | None, validity: str | None) -> dict[str, Any]:
+    """The keyword arguments of ``KiteConnect.modify_order`` (but the order id), or ``OrderRefused``:
+    the same field rules as a placement, for the fields given; at least one must be."""
+    _check_choice("variety", variety, VARIETIES)
+    if order_type is not None:
+        _check_choice("order_type", order_type, ORDER_TYPES)
+    if validity is not None:
+        _check_choice("validity", validity, ("DAY", "IOC"))  # TTL is given at placement only
+    if quantity is not None:
+        _check_quantity(quantity)
+    _check_amount("price", price)
+    _check_amount("trigger_price", trigger_price)
+    if (quantity, price, trigger_price, order_type, validity) == (None,) * 5:
+        raise OrderRefused("quantity", "nothing to modify: give a quantity, price, trigger price, type or validity")
+    return {"variety": variety, "quantity": quantity, "price": str(price) if price is not None else None,
+            "trigger_price": str(trigger_price) if trigger_price is not None else None,
+            "order_type": order_type, "validity": validity}
