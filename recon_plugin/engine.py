@@ -126,7 +126,7 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
             memo.orders, memo.brokers, memo.ledger = m.orders, m.brokers, state.ledger
         elif memo is not None:
             memo.orders, memo.brokers, memo.ledger = [], [], None
-    if m.missing or m.unmatched:
+    if m.missing or m.unmatched or state.checkpoint.get("reported_external"):
         _reconcile_unpaired(b, state, snapshot.orders, m)
     if snapshot.calendar is not None and not state.checkpoint.get("trading_dates_recorded"):
         # once per store: orders from before trading dates were recorded get theirs, so that a
@@ -167,6 +167,11 @@ def _reconcile_unpaired(b: PlanBuilder, state: LocalState, book: list[BrokerOrde
             reconcile_child(b, parent, bo)
         else:
             reconcile_external(b, bo)
+    reported = b.checkpoint.get("reported_external", state.checkpoint.get("reported_external"))
+    if reported:  # external orders reported and not adopted: remembered while the book lists them
+        listed = {bo.broker_order_id for bo in m.unmatched}
+        if (kept := [i for i in reported if i in listed]) != reported:
+            b.checkpoint["reported_external"] = kept
 
 
 def orders_to_query(state: LocalState, book: list[BrokerOrder], settings: Settings, now: datetime,

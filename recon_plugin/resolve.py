@@ -348,7 +348,8 @@ def reconcile_external(b: PlanBuilder, bo: BrokerOrder) -> None:
     """A broker order no local order accounts for (placed from another app, or by a GTT: its
     ``parent_order_id`` names the trigger and is kept)."""
     if b.settings.external_orders != "adopt" and not _is_square_off(b, bo):
-        reported = set(b.state.checkpoint.get("reported_external", []))
+        # this cycle's reports first: k new external orders in one cycle are each reported once
+        reported = set(b.checkpoint.get("reported_external") or b.state.checkpoint.get("reported_external", []))
         if bo.broker_order_id not in reported:
             b.checkpoint["reported_external"] = sorted(reported | {bo.broker_order_id})
             b.decide(R.EXTERNAL_REPORTED, "reported, not adopted (external_orders: report)", None, bo,

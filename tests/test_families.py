@@ -135,3 +135,13 @@ def test_a_modification_walks_its_statuses_as_a_working_order_and_the_local_term
     assert rules(plans) == ["order-modified"] and plans[-1].is_empty()
     (event,) = [e for p in plans for e in p.changes.events]
     assert event.data["rule"] == "order-modified" and "price 101.5" in event.summary
+
+
+def test_external_orders_in_report_mode_are_each_reported_once_and_forgotten_when_gone():
+    books = [[broker(S.PLACED, broker_order_id=f"X{i}") for i in range(k)] for k in (1, 3, 3, 4)] + [[]]
+    local, plans = cycles(state(), books, external_orders="report")
+    reported = [d.broker["broker_order_id"] for p in plans for d in p.decisions
+                if d.rule == "external-reported"]
+    assert sorted(reported) == ["X0", "X1", "X2", "X3"]  # each once: not k + (k-1) + ... + 1
+    assert local.checkpoint["reported_external"] == []  # the book no longer lists them: not kept for ever
+    assert not local.orders
