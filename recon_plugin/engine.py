@@ -86,6 +86,7 @@ def in_sync(order: Order, bo: BrokerOrder, applied: LedgerEntry | None) -> bool:
     return (order.broker_order_id == bo.broker_order_id and order.missing_count == 0
             and order.open_discrepancy is None and order.status is effective_status(bo)
             and order.filled_qty == bo.filled_qty == (applied.filled_qty if applied else 0)
+            and (bo.filled_qty == 0 or order.avg_price == bo.avg_price)
             and order.quantity == bo.quantity and order.side is bo.side and order.symbol == bo.symbol
             and order.exchange == bo.exchange and order.product == bo.product and not modified_terms(order, bo))
 

@@ -47,6 +47,17 @@ class OrderFilled(OrderChange):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FillCorrected(OrderChange):
+    """The broker revised the value of fills already applied (another average price, the same
+    quantity): the position and the ledger took ``difference`` (``value - previous_value``)."""
+
+    kind: ClassVar[str] = "fill-corrected"
+    previous_value: Decimal
+    value: Decimal
+    difference: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
 class OrderCancelled(OrderChange):
     kind: ClassVar[str] = "order-cancelled"
 
@@ -140,6 +151,6 @@ class DemoFlow(Payload):
 
 
 PAYLOADS: tuple[type[Payload], ...] = (
-    OrderUpdated, OrderFilled, OrderCancelled, OrderRejected, OrderExpired, OrderExternal, PositionSynced,
-    ReconciliationDiscrepancy, ReconciliationError, BrokerSessionExpired, CycleFinished, DemoFlow)
+    OrderUpdated, OrderFilled, FillCorrected, OrderCancelled, OrderRejected, OrderExpired, OrderExternal,
+    PositionSynced, ReconciliationDiscrepancy, ReconciliationError, BrokerSessionExpired, CycleFinished, DemoFlow)
 """Every kind this package announces, in the order the plugin guide documents them."""

@@ -29,6 +29,7 @@ from hostspec.model import (
     LocalState,
     Order,
     Position,
+    Side,
     key_str,
     stable_id,
 )
@@ -173,6 +174,15 @@ class PlanBuilder:
         updated = replace(order, **changes, updated_at=self.now)
         self.orders[order.order_id] = updated
         return updated
+
+    def correct_value(self, key: InstrumentKey, side: Side, difference: Decimal, ledger: LedgerEntry) -> None:
+        """Add ``difference`` to the value of ``side`` of the position ``key`` (fills already applied,
+        revised by the broker), with the order's corrected ledger entry."""
+        position = self.position(key)
+        self.positions[key] = (replace(position, buy_value=position.buy_value + difference, broker_average=None)
+                               if side is Side.BUY else
+                               replace(position, sell_value=position.sell_value + difference, broker_average=None))
+        self.ledger[ledger.order_id] = ledger
 
     def add_fill(self, fill: Fill, ledger: LedgerEntry) -> None:
         key = (fill.exchange, fill.symbol, fill.product)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TypedDict
 
 from hostspec.model import (
@@ -34,6 +35,7 @@ from hostspec.model import (
 )
 from recon_plugin.contracts import has_expired, latest_expiry
 from recon_plugin.events import (
+    FillCorrected,
     OrderCancelled,
     OrderExpired,
     OrderExternal,
@@ -128,6 +130,10 @@ def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
                                           f"{order.side} {key_str(order.key)}; fills follow the broker"))
     fill = _reconcile_fill(b, order, bo, reports)
     new_status = order.status
+    unapplied = bo.filled_qty > (fill.cumulative_qty if fill else b.applied(order.order_id).filled_qty)
+    if unapplied and target.is_terminal:
+        # never terminal with fills not applied: it stays working until the broker's figures read
+        target = S.PARTIAL if order.filled_qty or fill else order.status
     if may_move(order.status, target, bo, order):
         new_status = target
     elif target is S.UNKNOWN:
@@ -163,14 +169,18 @@ def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
                                       f"{applied.filled_qty} worth {applied.filled_value} already applied; "
                                       f"{applied.filled_qty - bo.filled_qty} busted? nothing undone, position held"))
         return None
+    total_value = bo.avg_price * bo.filled_qty
     if bo.filled_qty == applied.filled_qty:
+        if bo.filled_qty and bo.avg_price and total_value != applied.filled_value:
+            _correct_value(b, order, bo, applied, total_value)
         return None
     quantity = bo.filled_qty - applied.filled_qty
-    total_value = bo.avg_price * bo.filled_qty
     value = total_value - applied.filled_value
-    if value <= 0:
-        reports.append((R.IMPLAUSIBLE_FILL, f"{quantity} more filled at average {bo.avg_price}: no positive "
-                                            "value; waiting for a readable report"))
+    # Prices may be negative (spreads, some futures): only an average of exactly 0, or an increment
+    # worth nothing on an instrument whose average is positive, says the broker's figures are unreadable.
+    if bo.avg_price == 0 or (bo.avg_price > 0 and value <= 0):
+        reports.append((R.IMPLAUSIBLE_FILL, f"{quantity} more filled at average {bo.avg_price}: not a readable "
+                                            "value; the order stays working until the broker reports one"))
         return None
     if bo.filled_qty > bo.quantity:
         reports.append((R.OVERFILL, f"broker reports {bo.filled_qty} filled of {bo.quantity}; applied as reported"))
@@ -180,6 +190,21 @@ def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
                 cumulative_qty=bo.filled_qty, at=b.now)
     b.add_fill(fill, LedgerEntry(order.order_id, bo.filled_qty, total_value))
     return fill
+
+
+def _correct_value(b: PlanBuilder, order: Order, bo: BrokerOrder, applied: LedgerEntry, value: Decimal) -> None:
+    """The broker revised the average price of fills already applied (same quantity, another value):
+    the position and the ledger take the exact difference, announced with both values."""
+    difference = value - applied.filled_value
+    b.correct_value(bo.key, bo.side, difference, LedgerEntry(order.order_id, applied.filled_qty, value))
+    who = f"{order.order_id} {order.symbol} {order.side.value}"
+    updated = b.update_order(order, avg_price=bo.avg_price)
+    b.decide(R.VALUE_CORRECTED, f"average {order.avg_price} -> {bo.avg_price} on {applied.filled_qty} filled: value "
+             f"{applied.filled_value} -> {value} ({difference:+})", order, bo, event=FillCorrected(
+                 **_order_fields(order, updated), rule=R.VALUE_CORRECTED, previous_value=applied.filled_value,
+                 value=value, difference=difference,
+                 summary=f"{who} average {price_text(order.avg_price or ZERO)} -> {price_text(bo.avg_price)} "
+                         f"on {applied.filled_qty} filled ({difference:+}) [value-corrected]"))
 
 
 def _fill_rule(order: Order, target: OrderStatus) -> Rule:

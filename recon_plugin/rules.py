@@ -67,6 +67,9 @@ class Rule(StrEnum):
                            "or a protected market order listed as LIMIT): the broker's is adopted")
     FILL = _rule("fill", Severity.INFO, "filled at the broker: the remaining quantity is applied, once")
     PARTIAL_FILL = _rule("partial-fill", Severity.INFO, "more filled at the broker: the increment is applied, once")
+    VALUE_CORRECTED = _rule("value-corrected", Severity.WARNING,
+                            "the broker revised the average price of fills already applied: the position and the "
+                            "ledger take the exact difference, announced with both values")
     LATE_FILL = _rule("late-fill", Severity.INFO, "a fill on an order local holds as terminal: real, and applied")
     CANCEL = _rule("cancel", Severity.INFO, "cancelled at the broker: local becomes CANCELLED, keeping what filled")
     CANCEL_WAS_FILL = _rule("cancel-was-fill", Severity.INFO,
@@ -89,7 +92,9 @@ class Rule(StrEnum):
                        "nothing is undone by itself; alarmed with both figures, and the instrument's position is "
                        "not rebuilt until the figures agree again or a person resolves it", reported=True)
     IMPLAUSIBLE_FILL = _rule("implausible-fill", Severity.WARNING,
-                             "more filled but no positive value: waits for a readable report", reported=True)
+                             "more filled at an average of 0, or worth nothing at a positive average: the order "
+                             "stays working (never terminal with fills unapplied) until a readable report",
+                             reported=True)
     OVERFILL = _rule("overfill", Severity.WARNING, "more filled than the order's quantity: applied as reported",
                      reported=True)
 

@@ -21,6 +21,7 @@ from hostspec.model import Event
 from recon_plugin.events import (
     BrokerSessionExpired,
     CycleFinished,
+    FillCorrected,
     OrderCancelled,
     OrderExpired,
     OrderExternal,
@@ -38,6 +39,8 @@ _signals = Namespace()
 # One line per signal: when it is sent, and (in brackets) the payload class of recon_plugin.events.
 order_updated = _signals.signal(OrderUpdated.kind, doc="An order's status or broker id changed [OrderUpdated].")
 order_filled = _signals.signal(OrderFilled.kind, doc="A fill was applied to positions, exactly once [OrderFilled].")
+fill_corrected = _signals.signal(FillCorrected.kind, doc=(
+    "The broker revised the value of fills already applied; positions took the difference [FillCorrected]."))
 order_cancelled = _signals.signal(OrderCancelled.kind, doc="An order was cancelled at the broker [OrderCancelled].")
 order_rejected = _signals.signal(OrderRejected.kind, doc="An order was rejected at the broker [OrderRejected].")
 order_expired = _signals.signal(OrderExpired.kind, doc="An order's trading day ended unfinished [OrderExpired].")
@@ -52,8 +55,8 @@ broker_session_expired = _signals.signal(BrokerSessionExpired.kind, doc=(
 cycle_finished = _signals.signal(CycleFinished.kind, doc="A cycle ended (no event: signal only) [CycleFinished].")
 
 BY_KIND: dict[str, NamedSignal] = {s.name: s for s in (
-    order_updated, order_filled, order_cancelled, order_rejected, order_expired, order_external, position_synced,
-    reconciliation_discrepancy, reconciliation_error, broker_session_expired, cycle_finished)}
+    order_updated, order_filled, fill_corrected, order_cancelled, order_rejected, order_expired, order_external,
+    position_synced, reconciliation_discrepancy, reconciliation_error, broker_session_expired, cycle_finished)}
 
 
 def send_safe(signal: NamedSignal, sender: Any, **kwargs: Any) -> int:

@@ -145,3 +145,32 @@ def test_external_orders_in_report_mode_are_each_reported_once_and_forgotten_whe
     assert sorted(reported) == ["X0", "X1", "X2", "X3"]  # each once: not k + (k-1) + ... + 1
     assert local.checkpoint["reported_external"] == []  # the book no longer lists them: not kept for ever
     assert not local.orders
+
+
+# -- #18: fills whose value the broker reports oddly -------------------------------------------------
+
+def test_a_fill_at_a_negative_price_is_applied_exactly():
+    local, _ = cycles(state(order("A", status=S.PLACED)), [[broker(S.FILLED, 10, "-37.63")]])
+    assert local.orders["A"].status is S.FILLED and local.orders["A"].filled_qty == 10
+    assert local.positions[KEY].buy_value == Decimal("-376.30") and local.ledger["A"].filled_qty == 10
+
+
+def test_an_order_is_never_terminal_with_its_fills_unapplied():
+    local, plans = cycles(state(order("A", status=S.PLACED)), [
+        [broker(S.FILLED, 10, "0")], [broker(S.FILLED, 10, "0")], [broker(S.FILLED, 10, "101.5")]])
+    first = advance(state(order("A", status=S.PLACED)), plans[0].changes)
+    assert first.orders["A"].status is S.PLACED and first.orders["A"].filled_qty == 0  # not FILLED with 0 applied
+    assert rules(plans[:2]) == ["implausible-fill"]  # once, while the figures stay the same
+    assert local.orders["A"].status is S.FILLED and local.positions[KEY].quantity == 10
+    assert local.positions[KEY].buy_value == Decimal("1015.0")
+
+
+def test_a_revised_average_on_the_same_quantity_is_a_value_correction():
+    local, plans = cycles(state(order("A", status=S.PLACED)), [
+        [broker(S.FILLED, 10, "100")], [broker(S.FILLED, 10, "100.25")], [broker(S.FILLED, 10, "100.25")]])
+    assert local.positions[KEY].buy_value == Decimal("1002.50") and local.ledger["A"].filled_value == Decimal("1002.50")
+    assert local.orders["A"].avg_price == Decimal("100.25")
+    (event,) = plans[1].changes.events
+    assert event.kind == "fill-corrected" and event.data["difference"] == "2.50"
+    assert (event.data["previous_value"], event.data["value"]) == ("1000", "1002.50")
+    assert plans[2].is_empty()
