@@ -111,11 +111,15 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
     b = PlanBuilder(state, settings, snapshot.fetched_at, snapshot.calendar)
     b.queried = snapshot.queried
     b.unanswered = snapshot.unanswered
-    last = state.checkpoint.get("last_snapshot_at")
-    if last and snapshot.fetched_at < datetime.fromisoformat(last):
-        b.decide(Rule.STALE_SNAPSHOT, f"snapshot taken {snapshot.fetched_at.isoformat()} is older than the last "
-                 f"one applied ({last}); ignored", None, None)
+    b.run, b.sequence = snapshot.run, snapshot.sequence
+    if stale := _stale(state, snapshot):
+        b.decide(Rule.STALE_SNAPSHOT, stale, None, None)
         return Plan(ChangeSet(), b.decisions, [])
+    last = state.checkpoint.get("last_snapshot_at")
+    if last and snapshot.fetched_at < datetime.fromisoformat(last):  # a newer snapshot by its run's order
+        b.decide(Rule.CLOCK_STEPPED_BACK, f"this snapshot is newer than the last one applied, yet the clock says "
+                 f"{snapshot.fetched_at.isoformat()}, before {last}: the clock stepped back (or was ahead); applied, "
+                 "and the stored time follows the clock", None, None)
     m = match_book(state, snapshot.orders, snapshot.order_tag)
     if memo is None or memo.ledger is not state.ledger or m.orders != memo.orders or m.brokers != memo.brokers:
         all_in_sync = True
@@ -141,6 +145,24 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
         if snapshot.holdings is not None and snapshot.holdings_fresh:
             reconcile_holdings(b, snapshot.holdings)
     return b.build()
+
+
+def _stale(state: LocalState, snapshot: Snapshot) -> str | None:
+    """Why ``snapshot`` is older than the last one applied (None: it is not). Within one run the
+    snapshots' sequence decides; a snapshot of another run (the previous process is gone: one writer
+    per store) or without a run is newer unless its own run says otherwise, or, without a run, its
+    time is before the last applied."""
+    checkpoint = state.checkpoint
+    if snapshot.run is not None:
+        if snapshot.run == checkpoint.get("last_snapshot_run") and snapshot.sequence <= checkpoint.get(
+                "last_snapshot_sequence", 0):
+            return (f"snapshot {snapshot.sequence} of this run is not newer than snapshot "
+                    f"{checkpoint.get('last_snapshot_sequence')} already applied; ignored")
+        return None
+    last = checkpoint.get("last_snapshot_at")
+    if last and snapshot.fetched_at < datetime.fromisoformat(last):
+        return f"snapshot taken {snapshot.fetched_at.isoformat()} is older than the last one applied ({last}); ignored"
+    return None
 
 
 def _reconcile_unpaired(b: PlanBuilder, state: LocalState, book: list[BrokerOrder], m: Matching) -> None:

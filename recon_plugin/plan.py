@@ -67,6 +67,11 @@ class Snapshot:
     "still working" after its day): they expire, reported."""
     order_tag: Callable[[str], str] | None = None
     """The tag the broker lists for a local order id (``hostspec.broker.TaggingBroker``); None: the id."""
+    run: str | None = None
+    sequence: int = 0
+    """The reconciler run that took it and its place in that run's snapshots: a run's snapshots are
+    ordered by ``sequence``, never by the wall clock (which a VM resume or NTP may step back). None:
+    ordered by ``fetched_at`` alone."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,8 @@ class PlanBuilder:
         self.ledger: dict[str, LedgerEntry] = {}
         self.checkpoint: dict[str, Any] = {}
         self.decisions: list[Decision] = []
+        self.run: str | None = None  # the snapshot's run and sequence, recorded with every write
+        self.sequence = 0
         self.journal: list[JournalEntry] = []
         self.events: list[Event] = []
         self.fills: list[Fill] = []
@@ -239,7 +246,8 @@ class PlanBuilder:
             ledger=list(self.ledger.values()),
             journal=self.journal, events=self.events, checkpoint=self.checkpoint)
         if not changes.is_empty():
-            changes.checkpoint = {**self.checkpoint, "last_snapshot_at": self.now.isoformat()}
+            changes.checkpoint = {**self.checkpoint, "last_snapshot_at": self.now.isoformat(),
+                                  "last_snapshot_run": self.run, "last_snapshot_sequence": self.sequence}
         return Plan(changes, self.decisions, self.fills)
 
 

@@ -364,7 +364,10 @@ def _adopt(b: PlanBuilder, bo: BrokerOrder, order_id: str, parent_order_id: str 
     status = effective_status(bo)
     return Order(order_id=order_id, exchange=bo.exchange, symbol=bo.symbol, product=bo.product, side=bo.side,
                  quantity=bo.quantity, status=S.SUBMITTED if status is S.UNKNOWN else S.PENDING,
-                 created_at=bo.placed_at or b.now, updated_at=b.now, broker_order_id=bo.broker_order_id,
+                 # a broker time in the future (clock skew, local time labelled UTC) must not exempt it from
+                 # the missing ladder: its age counts from the first sighting at the latest
+                 created_at=min(bo.placed_at, b.now) if bo.placed_at else b.now, updated_at=b.now,
+                 broker_order_id=bo.broker_order_id,
                  external=external, price=bo.price, order_type=bo.order_type, trigger_price=bo.trigger_price,
                  variety=bo.variety, validity=bo.validity, parent_order_id=parent_order_id, tags=bo.tags)
 

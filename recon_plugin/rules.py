@@ -153,4 +153,9 @@ class Rule(StrEnum):
 
     # -- the snapshot as a whole -------------------------------------------------------------------
     STALE_SNAPSHOT = _rule("stale-snapshot", Severity.WARNING,
-                           "a snapshot older than the last one applied: the whole cycle is ignored")
+                           "a snapshot older than the last one applied (by its run's sequence, not the wall clock): "
+                           "the whole cycle is ignored")
+    CLOCK_STEPPED_BACK = _rule("clock-stepped-back", Severity.WARNING,
+                               "the host's clock reads earlier than the last snapshot applied (a VM resume, NTP): the "
+                               "snapshot is newer by its run's sequence, so it is applied and the stored time heals",
+                               reported=True)

@@ -14,6 +14,7 @@ import logging
 import random
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -96,6 +97,8 @@ class Reconciler:
         self._exchanges: set[str] = {DAY_EXCHANGE}  # exchanges in use, looked up once a trading day
         self._past_day_attempts: Counter[str] = Counter()  # a past day's order: queries that settled nothing
         self._memo = SyncMemo()
+        self._run = uuid.uuid4().hex[:12]  # this run's snapshots are ordered by their count, not the clock
+        self._snapshots = 0
         self._rate_limited = 0
         self._session_expired = False
         self._paper_positions_logged = False
@@ -135,8 +138,10 @@ class Reconciler:
         book = self.broker.fetch_orders()
         queried = self._query_missing(book, fetched_at)
         fresh = self._holdings_read_at == fetched_at
+        self._snapshots += 1
         return Snapshot(book, fetched_at, positions, queried, self.calendar, self._holdings, fresh, self._unanswered(),
-                        self.broker.order_tag if isinstance(self.broker, TaggingBroker) else None)
+                        self.broker.order_tag if isinstance(self.broker, TaggingBroker) else None,
+                        self._run, self._snapshots)
 
     def _read_holdings(self, now: datetime) -> None:
         """Delivery holdings change once a day: read at startup and when the (equity) trading date moves

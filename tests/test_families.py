@@ -4,23 +4,25 @@ applied once by each child and summed on the parent; trade busts; the current st
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 
 from hostspec.model import LedgerEntry, Mode, OrderStatus, Position, Side
 from recon_plugin.engine import plan_cycle
 from recon_plugin.plan import Settings, Snapshot
 from recon_plugin.resolve import current_state
-from tests.helpers import advance, at, broker, order, state
+from recon_plugin.runner import Reconciler
+from tests.helpers import ScriptedBroker, advance, at, broker, order, state
 
 S = OrderStatus
 KEY = ("NSE", "INFY", "CNC")
 
 
-def cycles(local, books, positions=None, **settings):
+def cycles(local, books, positions=None, missing_grace_seconds=0, **settings):
     plans = []
     for i, book in enumerate(books):
         snapshot = Snapshot(list(book), at(60 + 2 * i), positions[i] if positions else None)
-        p = plan_cycle(local, snapshot, Settings(missing_grace_seconds=0, **settings))
+        p = plan_cycle(local, snapshot, Settings(missing_grace_seconds=missing_grace_seconds, **settings))
         plans.append(p)
         local = advance(local, p.changes)
     return local, plans
@@ -174,3 +176,47 @@ def test_a_revised_average_on_the_same_quantity_is_a_value_correction():
     assert event.kind == "fill-corrected" and event.data["difference"] == "2.50"
     assert (event.data["previous_value"], event.data["value"]) == ("1000", "1002.50")
     assert plans[2].is_empty()
+
+
+class SteppedClock:
+    """A wall clock that a VM resume or NTP can step back (``ManualClock`` refuses to)."""
+
+    def __init__(self, when: datetime) -> None:
+        self.when = when
+
+    def now(self) -> datetime:
+        return self.when
+
+    def set(self, when: datetime) -> None:
+        self.when = when
+
+
+def test_a_clock_stepped_back_is_alarmed_once_and_fills_still_apply(store):
+    clock = SteppedClock(at(3600))
+    store.record_order(order("A", status=S.PLACED))
+    book = ScriptedBroker([broker(S.PLACED, 2, "100")])
+    reconciler = Reconciler(book, store, Settings(missing_grace_seconds=0), clock=clock)
+    reconciler.run_cycle()
+    clock.set(at(60))  # a VM resume or NTP step: an hour back
+    book.book = [broker(S.PLACED, 6, "100")]
+    reconciler.run_cycle()
+    book.book = [broker(S.FILLED, 10, "100")]
+    clock.set(at(62))
+    reconciler.run_cycle()
+    state = store.load()
+    assert state.orders["A"].status is S.FILLED and state.positions[KEY].quantity == 10
+    journal = [e.rule for e in store.journal()]
+    assert journal.count("clock-stepped-back") == 1 and "stale-snapshot" not in journal
+    assert state.checkpoint["last_snapshot_at"] == at(62).isoformat()  # healed: the stored time follows the clock
+    again = Reconciler(book, store, Settings(missing_grace_seconds=0), clock=SteppedClock(at(30)))
+    book.book = [broker(S.FILLED, 10, "100.5")]
+    again.run_cycle()  # a new run after a restart, its clock behind the stored time: applied, alarmed
+    assert store.load().ledger["A"].filled_value == Decimal("1005.0")
+
+
+def test_an_adopted_order_stamped_in_the_future_climbs_the_missing_ladder_from_its_first_sighting():
+    future = broker(S.PLACED, broker_order_id="X1", placed_at=at(86_400))  # a day ahead: skew, or IST as UTC
+    local, plans = cycles(state(), [[future], [], [], []], missing_grace_seconds=1)
+    adopted = local.orders["ext-X1"]
+    assert adopted.created_at == at(60)
+    assert [d.rule for d in plans[3].decisions] == ["missing"] and adopted.missing_count >= 2
