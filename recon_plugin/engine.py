@@ -8,13 +8,14 @@ orders and walks them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from hostspec.calendar import MarketCalendar
 from hostspec.model import BrokerOrder, ChangeSet, LedgerEntry, LocalState, Mode, Order, OrderStatus
 from recon_plugin.plan import Plan, PlanBuilder, Snapshot
 from recon_plugin.resolve import (
+    current_state,
     effective_status,
     modified_terms,
     reconcile_child,
@@ -24,6 +25,7 @@ from recon_plugin.resolve import (
     reconcile_parent,
     reconcile_positions,
     reconcile_seen,
+    report_anomalies,
 )
 from recon_plugin.rules import Rule
 from recon_plugin.settings import Settings
@@ -37,6 +39,8 @@ class Matching:
     brokers: list[BrokerOrder]  # ... and the broker's view of each, position by position
     missing: list[Order]  # non-terminal local orders the book does not list
     unmatched: list[BrokerOrder]  # broker orders no local order accounts for
+    duplicates: dict[str, list[BrokerOrder]] = field(default_factory=dict)  # ids the book lists twice or more
+    double_claims: list[tuple[Order, Order]] = field(default_factory=list)  # (a later claimant, the one paired)
 
 
 def match_book(state: LocalState, book: list[BrokerOrder],
@@ -47,11 +51,20 @@ def match_book(state: LocalState, book: list[BrokerOrder],
     A broker order is paired at most once: a second broker order carrying a tag already paired (a
     duplicate submission) stays unmatched, so it is treated as an external order rather than hidden.
     """
-    remaining = {bo.broker_order_id: bo for bo in book}
+    remaining: dict[str, BrokerOrder] = {bo.broker_order_id: bo for bo in book}
+    duplicates: dict[str, list[BrokerOrder]] = {}
+    if len(remaining) != len(book):  # one id listed twice: its most advanced record stands, and it is reported
+        for row in book:
+            duplicates.setdefault(row.broker_order_id, []).append(row)
+        duplicates = {i: rows for i, rows in duplicates.items() if len(rows) > 1}
+        for broker_id, rows in duplicates.items():
+            remaining[broker_id] = current_state(rows) or rows[-1]
     orders: list[Order] = []
     brokers: list[BrokerOrder] = []
     missing: list[Order] = []
     untagged: list[Order] = []
+    paired: dict[str, Order] = {}
+    double_claims: list[tuple[Order, Order]] = []
     for order in state.orders.values():
         if order.broker_order_id is None:
             untagged.append(order)
@@ -60,6 +73,9 @@ def match_book(state: LocalState, book: list[BrokerOrder],
         if bo is not None:
             orders.append(order)
             brokers.append(bo)
+            paired[order.broker_order_id] = order
+        elif order.broker_order_id in paired:  # two local orders claim one broker order
+            double_claims.append((order, paired[order.broker_order_id]))
         elif not order.status.is_terminal:
             missing.append(order)
     if untagged:
@@ -78,7 +94,7 @@ def match_book(state: LocalState, book: list[BrokerOrder],
     archived = state.archived
     unmatched = [bo for bo in remaining.values() if bo.broker_order_id not in archived] if archived else list(
         remaining.values())  # an archived order is settled history: never adopted, never filled again
-    return Matching(orders, brokers, missing, unmatched)
+    return Matching(orders, brokers, missing, unmatched, duplicates, double_claims)
 
 
 def in_sync(order: Order, bo: BrokerOrder, applied: LedgerEntry | None) -> bool:
@@ -133,6 +149,8 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
             memo.orders, memo.brokers, memo.ledger = [], [], None
     if m.missing or m.unmatched or state.checkpoint.get("reported_external"):
         _reconcile_unpaired(b, state, snapshot.orders, m)
+    if m.duplicates or m.double_claims or b.reused or state.checkpoint.get("book_anomalies"):
+        report_anomalies(b, m.duplicates, m.double_claims)
     if snapshot.calendar is not None and not state.checkpoint.get("trading_dates_recorded"):
         # once per store: orders from before trading dates were recorded get theirs, so that a
         # store's existing history can leave the hot state with its day like any other

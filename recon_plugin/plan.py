@@ -135,6 +135,7 @@ class PlanBuilder:
         self.ledger: dict[str, LedgerEntry] = {}
         self.checkpoint: dict[str, Any] = {}
         self.decisions: list[Decision] = []
+        self.reused: list[tuple[Order, BrokerOrder]] = []  # ended orders whose broker id now lists another instrument
         self.run: str | None = None  # the snapshot's run and sequence, recorded with every write
         self.sequence = 0
         self.journal: list[JournalEntry] = []

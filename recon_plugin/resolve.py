@@ -107,6 +107,9 @@ def modified_terms(order: Order, bo: BrokerOrder) -> dict[str, object]:
 
 def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
     """Resolve one local order against the broker's view of it."""
+    if order.status.is_terminal and (bo.side, bo.key) != (order.side, order.key):
+        b.reused.append((order, bo))  # its id reused for another instrument: an ended order never changes
+        return
     changes: dict[str, object] = {}
     if order.broker_order_id is None:
         changes["broker_order_id"] = bo.broker_order_id
@@ -269,6 +272,35 @@ def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrde
                 else R.SUBMIT_CONFIRMED if linked else R.ACK)
         b.decide(rule, f"{before.status} -> {after.status}", before, bo,
                  event=OrderUpdated(**base, rule=rule, summary=f"{who} {before.status} -> {after.status} [{rule}]"))
+
+
+def report_anomalies(b: PlanBuilder, duplicates: dict[str, list[BrokerOrder]],
+                     double_claims: list[tuple[Order, Order]]) -> None:
+    """What the book and the store should never hold, each reported once while it lasts: one broker id
+    listed twice in one book (its most advanced record was used), two local orders claiming one
+    broker order (the later claimant is left alone: neither missing nor filled twice), and the id of
+    an ended order listed for another instrument (``PlanBuilder.reused``: ignored). Remembered in
+    the checkpoint (``book_anomalies``) while they last, so that they are reported again only if they
+    come back."""
+    seen: dict[str, str] = {}
+    for broker_id, rows in duplicates.items():
+        seen[f"duplicate:{broker_id}"] = (f"broker order {broker_id} listed {len(rows)} times in one book ("
+                                          + ", ".join(f"{r.symbol} {r.raw_status} {r.filled_qty}" for r in rows)
+                                          + "): the most advanced record was used")
+    for order, bo in b.reused:
+        seen[f"reused:{order.order_id}"] = (f"broker order {bo.broker_order_id} is now {bo.side} {key_str(bo.key)} "
+                                            f"({bo.raw_status}); {order.order_id} was {order.side} "
+                                            f"{key_str(order.key)} and ended {order.status}: the record is ignored")
+    for claimant, owner in double_claims:
+        seen[f"claim:{claimant.order_id}"] = (f"{claimant.order_id} and {owner.order_id} both claim broker order "
+                                              f"{claimant.broker_order_id}: {owner.order_id} follows it; "
+                                              f"{claimant.order_id} is left as it is (neither missing nor filled)")
+    before = b.state.checkpoint.get("book_anomalies", [])
+    for key, text in seen.items():
+        if key not in before:
+            b.decide(R.BOOK_ANOMALY, text, None, None, summary=text)
+    if sorted(seen) != before:
+        b.checkpoint["book_anomalies"] = sorted(seen)
 
 
 def reconcile_missing(b: PlanBuilder, order: Order) -> None:

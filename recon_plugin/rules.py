@@ -106,6 +106,12 @@ class Rule(StrEnum):
                  "not found even when asked for directly: LOST, asked for again at 1, 2, 4 ... intervals (at most "
                  "every 5 minutes)", reported=True)
 
+    BOOK_ANOMALY = _rule("book-anomaly", Severity.WARNING,
+                         "what the book or the store should never hold: one broker id listed twice (the most "
+                         "advanced record is used), two local orders claiming one broker order (the later is left "
+                         "alone), a broker id reused for another instrument after its order ended (ignored)",
+                         reported=True)
+
     # -- the trading day ended ------------------------------------------------------------------
     DAY_EXPIRY = _rule("day-expiry", Severity.INFO,
                        "its trading day ended with it unfinished: EXPIRED (the exchange cancels DAY orders at the "

@@ -220,3 +220,30 @@ def test_an_adopted_order_stamped_in_the_future_climbs_the_missing_ladder_from_i
     adopted = local.orders["ext-X1"]
     assert adopted.created_at == at(60)
     assert [d.rule for d in plans[3].decisions] == ["missing"] and adopted.missing_count >= 2
+
+
+# -- #18: what a book or a store should never hold ---------------------------------------------------
+
+def test_one_broker_id_listed_twice_is_reported_once_and_its_most_advanced_record_used():
+    twice = [broker(S.PLACED, 4, "100"), broker(S.PLACED, 6, "100")]
+    local, plans = cycles(state(order("A", status=S.PLACED)), [twice, twice, list(reversed(twice))])
+    assert local.orders["A"].filled_qty == 6 and local.positions[KEY].quantity == 6  # no fill ignored
+    assert rules(plans).count("book-anomaly") == 1
+
+
+def test_an_ended_orders_broker_id_reused_for_another_instrument_changes_nothing():
+    filled = order("A", status=S.FILLED, filled_qty=10, avg_price=Decimal("100"))
+    ledger = {"A": LedgerEntry("A", 10, Decimal("1000"))}
+    reused = broker(S.PLACED, 0, quantity=50, symbol="TCS")
+    local, plans = cycles(state(filled, ledger=ledger), [[reused], [reused]])
+    assert local.orders["A"] == filled and local.ledger == ledger  # quantity, instrument and fills untouched
+    assert rules(plans) == ["book-anomaly"]
+
+
+def test_two_local_orders_claiming_one_broker_order_are_reported_once_and_the_fill_applied_once():
+    adopted = order("ext-B-A", status=S.PLACED, external=True)
+    strategy = order("S1", status=S.PLACED)  # recorded by the strategy after the cycle adopted it
+    book = [broker(S.FILLED, 10, "100")]
+    local, plans = cycles(state(adopted, strategy), [book, book, book, book])
+    assert rules(plans).count("book-anomaly") == 1 and "missing" not in rules(plans)
+    assert local.positions[KEY].quantity == 10 and sum(e.filled_qty for e in local.ledger.values()) == 10

@@ -62,7 +62,8 @@ def test_reported_rules_are_the_ones_worth_a_persons_attention():
     assert {r for r in Rule if r.reported} == {
         Rule.REJECT, Rule.FIELD_MISMATCH, Rule.UNKNOWN_STATUS, Rule.TERMINAL_CONFLICT, Rule.STALE_STATUS,
         Rule.STALE_FILL, Rule.TRADE_BUST, Rule.IMPLAUSIBLE_FILL, Rule.OVERFILL, Rule.MISSING, Rule.LOST,
-        Rule.EXTERNAL_REPORTED, Rule.HOLDINGS_MISMATCH, Rule.CHILD_FAILED, Rule.CLOCK_STEPPED_BACK}
+        Rule.EXTERNAL_REPORTED, Rule.HOLDINGS_MISMATCH, Rule.CHILD_FAILED, Rule.CLOCK_STEPPED_BACK,
+        Rule.BOOK_ANOMALY}
     assert all(r.severity is not Severity.INFO for r in Rule if r.reported)
 
 
