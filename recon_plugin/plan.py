@@ -135,6 +135,7 @@ class PlanBuilder:
         self.ledger: dict[str, LedgerEntry] = {}
         self.checkpoint: dict[str, Any] = {}
         self.decisions: list[Decision] = []
+        self.filled_keys: set[InstrumentKey] = set()  # positions a fill moved this cycle
         self.reused: list[tuple[Order, BrokerOrder]] = []  # ended orders whose broker id now lists another instrument
         self.run: str | None = None  # the snapshot's run and sequence, recorded with every write
         self.sequence = 0
@@ -194,6 +195,7 @@ class PlanBuilder:
 
     def add_fill(self, fill: Fill, ledger: LedgerEntry) -> None:
         key = (fill.exchange, fill.symbol, fill.product)
+        self.filled_keys.add(key)
         self.positions[key] = self.position(key).with_fill(fill.side, fill.quantity, fill.value)
         self.ledger[fill.order_id] = ledger
         self.fills.append(fill)

@@ -559,6 +559,8 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
     diffs = {key: ((local[key].quantity if key in local else 0), (broker[key].quantity if key in broker else 0))
              for key in local.keys() | broker.keys()}
     diffs = {key: q for key, q in diffs.items() if q[0] != q[1]}
+    settling = _settling(b, diffs)
+    diffs = {key: q for key, q in diffs.items() if key not in settling}
     watch = b.state.checkpoint.get("position_watch", {})
     new_watch = {}
     for key, (local_qty, broker_qty) in diffs.items():
@@ -606,6 +608,22 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
                               broker_quantities={key_str(k): p.quantity for k, p in broker.items()},
                               summary="positions rebuilt from the broker: " + "; ".join(
                                   position_summary(key, diffs[key][0], diffs[key][1]) for key in drifted)))
+
+
+def _settling(b: PlanBuilder, diffs: dict[InstrumentKey, tuple[int, int]]) -> set[InstrumentKey]:
+    """The positions a fill moved less than ``position_settle_seconds`` ago: the broker's positions may
+    trail its order book, so a mismatch there is not counted yet (a correctly applied fill must not be
+    undone by a stale figure). The time of each position's last fill is kept in the checkpoint
+    (``filled_at``), for the window only."""
+    window = b.settings.position_settle_seconds
+    filled_at = {**b.state.checkpoint.get("filled_at", {}), **b.checkpoint.get("filled_at", {})}
+    now = b.now.isoformat()
+    recent = {k: t for k, t in filled_at.items()
+              if (b.now - datetime.fromisoformat(t)).total_seconds() < window} if filled_at else {}
+    recent.update({key_str(k): now for k in b.filled_keys} if window else {})
+    if recent != b.state.checkpoint.get("filled_at", {}):
+        b.checkpoint["filled_at"] = recent
+    return {k for k in diffs if key_str(k) in recent}
 
 
 def _settled_today(b: PlanBuilder) -> tuple[str, dict[str, int]]:

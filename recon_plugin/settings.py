@@ -35,6 +35,8 @@ class Settings:
     external_orders: ExternalOrders = setting(ExternalOrders.ADOPT, "broker orders placed elsewhere: adopt or report")
     position_mismatch_cycles: int = setting(2, "cycles a position mismatch must persist before a rebuild",
                                             minimum=1)
+    position_settle_seconds: float = setting(10.0, "after a fill on a position, how long the broker's positions "
+                                                   "may trail its order book before a mismatch counts", minimum=0)
     mode: Mode = field(default=Mode.PAPER)
 
     def check(self) -> None:

@@ -247,3 +247,21 @@ def test_two_local_orders_claiming_one_broker_order_are_reported_once_and_the_fi
     local, plans = cycles(state(adopted, strategy), [book, book, book, book])
     assert rules(plans).count("book-anomaly") == 1 and "missing" not in rules(plans)
     assert local.positions[KEY].quantity == 10 and sum(e.filled_qty for e in local.ledger.values()) == 10
+
+
+def test_positions_trailing_the_order_book_never_undo_a_fill():
+    flat, ten = [], [Position(*KEY, quantity=10, buy_qty=10, buy_value=Decimal("1000"))]
+    book = [broker(S.FILLED, 10, "100")]
+    local, plans = cycles(state(order("A", status=S.PLACED)), [book] * 6, positions=[flat, flat, flat, ten, ten, ten],
+                          mode=Mode.LIVE, position_mismatch_cycles=2)
+    assert local.positions[KEY].quantity == 10
+    assert not {"position-drift", "position-mismatch", "position-drift-deferred"} & set(rules(plans))
+    assert not [e for p in plans for e in p.changes.events if e.kind == "position-synced"]
+
+
+def test_a_mismatch_that_outlasts_the_settle_window_is_still_rebuilt():
+    flat = []
+    book = [broker(S.FILLED, 10, "100")]
+    local, plans = cycles(state(order("A", status=S.PLACED)), [book] * 10, positions=[flat] * 10,
+                          mode=Mode.LIVE, position_mismatch_cycles=2, position_settle_seconds=5)
+    assert local.positions[KEY].quantity == 0 and "position-drift" in rules(plans)
