@@ -303,6 +303,10 @@ def report_anomalies(b: PlanBuilder, duplicates: dict[str, list[BrokerOrder]],
         b.checkpoint["book_anomalies"] = sorted(seen)
 
 
+QUERY_OVERDUE_REPEAT_SECONDS = 300.0
+"""How often a missing order whose targeted query does not answer is reported again."""
+
+
 def reconcile_missing(b: PlanBuilder, order: Order) -> None:
     """A non-terminal local order the broker's book does not list.
 
@@ -331,6 +335,17 @@ def reconcile_missing(b: PlanBuilder, order: Order) -> None:
     misses = order.missing_count + 1
     if misses >= settings.missing_retries and order.broker_order_id is None:
         _mark_lost(b, order, "never acknowledged and not in the book by its tag")
+        return
+    if order.missing_count >= settings.missing_retries:
+        # due for its targeted query, which did not happen (it failed, or waits its turn): the count
+        # stays at the threshold, and the alarm says so at most every QUERY_OVERDUE_REPEAT_SECONDS
+        if (b.now - order.updated_at).total_seconds() >= QUERY_OVERDUE_REPEAT_SECONDS:
+            b.update_order(order)
+            b.decide(R.MISSING, f"miss {order.missing_count} of {settings.missing_retries}: the targeted query "
+                     "has not answered (failing, or waiting its turn); the order is not LOST until the broker "
+                     "says it does not know it", order, None,
+                     summary=f"{order.order_id} {order.symbol} not in the broker's book and its targeted query "
+                             f"has not answered since {order.updated_at.isoformat(timespec='seconds')}")
         return
     updated = b.update_order(order, missing_count=misses)
     b.decide(R.MISSING, f"miss {misses} of {settings.missing_retries}; retry next cycle", order, None,

@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from hostspec.model import LedgerEntry, Mode, OrderStatus, Position, Side
+from hostspec.broker import BrokerError, FailureKind
+from hostspec.model import BrokerOrder, LedgerEntry, Mode, OrderStatus, Position, Side
 from recon_plugin.engine import plan_cycle
 from recon_plugin.plan import Settings, Snapshot
 from recon_plugin.resolve import current_state
@@ -265,3 +266,30 @@ def test_a_mismatch_that_outlasts_the_settle_window_is_still_rebuilt():
     local, plans = cycles(state(order("A", status=S.PLACED)), [book] * 10, positions=[flat] * 10,
                           mode=Mode.LIVE, position_mismatch_cycles=2, position_settle_seconds=5)
     assert local.positions[KEY].quantity == 0 and "position-drift" in rules(plans)
+
+
+class FailingHistory(ScriptedBroker):
+    """The order book answers; the targeted query (order history) always fails."""
+
+    def order_history(self, broker_order_id: str) -> list[BrokerOrder]:
+        self._call(f"history:{broker_order_id}")
+        raise BrokerError("GET /orders/B-A: 503", FailureKind.TRANSIENT)
+
+
+def test_a_missing_order_whose_query_never_answers_is_bounded_and_says_so(store):
+    from hostspec.calendar import ManualClock
+
+    clock = ManualClock(at(0))
+    store.record_order(order("A", status=S.PLACED))
+    reconciler = Reconciler(FailingHistory(), store, Settings(missing_grace_seconds=0), clock=clock)
+    writes = []
+    for _ in range(300):  # 10 minutes at 2 s
+        clock.advance(2.0)
+        reconciler.run_cycle()
+        writes.append(store.writes)
+    local = store.get_order("A")
+    assert local.status is S.PLACED and local.missing_count == 3  # stops at the threshold: not LOST, not 60/3
+    missing = [e for e in store.journal() if e.rule == "missing"]
+    assert len(missing) == 3 + 1  # miss 1, 2, 3; then "has not answered" at most every 5 minutes
+    assert "has not answered" in missing[-1].action
+    assert writes[-1] - writes[10] <= 3  # no store write every cycle
