@@ -194,3 +194,23 @@ def test_a_modification_is_checked_like_a_placement(kite):
     with pytest.raises(OrderRefused, match="validity"):
         kite.modify_order("1", validity="TTL")
     assert kite.requests == 0
+
+
+# -- the daily re-login (#18) --------------------------------------------------------------------------
+
+def test_the_daily_relogin_with_both_the_variable_and_the_token_file_set(kite_sim, store, monkeypatch, tmp_path):
+    """Yesterday's token stays exported; today's lands in the token file. Every request from then on
+    carries today's: the file wins, never one source then the other."""
+    monkeypatch.setenv("KITE_ACCESS_TOKEN", SIM_ACCESS_TOKEN)
+    token_file = tmp_path / "token"
+    token_file.write_text(SIM_ACCESS_TOKEN)
+    kite = KiteBroker(SIM_API_KEY, SIM_ACCESS_TOKEN, kite_sim.url, 1.0, access_token_env="KITE_ACCESS_TOKEN",
+                      access_token_file=token_file)
+    r, _ = reconciler(kite, store)
+    assert r.run_cycle().error is None
+    kite_sim.access_token = "today_token_9f3k"  # the morning: yesterday's session is gone
+    assert r.run_cycle().error is not None
+    token_file.write_text("today_token_9f3k\n")  # tradehost kite login --token-file
+    for _ in range(5):
+        assert r.run_cycle().error is None  # every request, every cycle: today's token
+    kite.close()

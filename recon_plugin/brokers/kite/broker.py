@@ -173,19 +173,15 @@ class KiteBroker:
     # -- the session -------------------------------------------------------------------------------
 
     def _refresh_token(self) -> None:
-        """Pick up a new access token from the environment or the token file, if one appeared: how the
-        broker resumes by itself after a person logs in again."""
-        candidates = [os.environ.get(self._token_env) if self._token_env else None]
-        if self._token_file is not None:
-            with contextlib.suppress(OSError):
-                candidates.append(self._token_file.read_text().strip())
-        for token in candidates:
-            if token and token != self._token:
-                register_secret(token)
-                self._kite.set_access_token(token)
-                self._token = token
-                log.info("a new Kite access token was found; using it")
-                return
+        """Pick up a new access token, if one appeared: how the broker resumes by itself after a person
+        logs in again. One source, by one precedence (``current_token``): the token file when one is
+        configured and holds a token, else the environment; never one then the other."""
+        token = current_token(self._token_env, self._token_file)
+        if token and token != self._token:
+            register_secret(token)
+            self._kite.set_access_token(token)
+            self._token = token
+            log.info("a new Kite access token was found; using it")
 
     def _call(self, what: str, request: Callable[[], T], *, about_an_order: bool = False,
               order_entry: bool = False) -> T:
@@ -310,6 +306,18 @@ def secret_from_env(variable: str, config_key: str, config_path: Path) -> str:
     return value
 
 
+def current_token(variable: str | None, token_file: Path | None) -> str:
+    """The access token to use now ("" when there is none), by one documented precedence: the token
+    file when one is configured and holds a token (``tradehost kite login --token-file`` rewrites it
+    at every daily login, and a running host can read it again), else the environment variable (read
+    once by a process: a new ``export`` never reaches a running host)."""
+    if token_file is not None:
+        with contextlib.suppress(OSError):
+            if token := token_file.read_text().strip():
+                return token
+    return (os.environ.get(variable) or "") if variable else ""
+
+
 def open_kite_broker(host: Host) -> KiteBroker:
     """The configured Kite broker: the configured API root, credentials from the environment (or the
     token file). It never starts a simulator: the live demo's broker is ``kite-sim``."""
@@ -317,8 +325,7 @@ def open_kite_broker(host: Host) -> KiteBroker:
     path = host.config.path
     api_key = secret_from_env(settings.api_key_env, "broker.kite.api_key_env", path)
     token_file = Path(settings.access_token_file) if settings.access_token_file else None
-    token = os.environ.get(settings.access_token_env) or (
-        token_file.read_text().strip() if token_file and token_file.exists() else "")
+    token = current_token(settings.access_token_env, token_file)
     if not token:
         raise ConfigError(path, "broker.kite.access_token_env",
                           f"environment variable {settings.access_token_env} is not set"
