@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from hostspec.model import (
     ZERO,
@@ -577,12 +577,14 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
     settling = _settling(b, diffs)
     diffs = {key: q for key, q in diffs.items() if key not in settling}
     watch = b.state.checkpoint.get("position_watch", {})
-    new_watch = {}
+    new_watch: dict[str, dict[str, Any]] = {}
     for key, (local_qty, broker_qty) in diffs.items():
         seen = watch.get(key_str(key))
         same = seen and seen["local"] == local_qty and seen["broker"] == broker_qty
         new_watch[key_str(key)] = {"local": local_qty, "broker": broker_qty,
-                                   "cycles": seen["cycles"] + 1 if same else 1}
+                                   "cycles": seen["cycles"] + 1 if same else 1,
+                                   "since": seen.get("since", b.now.isoformat()) if same else b.now.isoformat(),
+                                   "alarms": seen.get("alarms", 0) if same else 0}
     persistent = sorted(k for k in diffs if new_watch[key_str(k)]["cycles"] >= b.settings.position_mismatch_cycles)
     # the scans over every order only when a mismatch persisted (never in an in-sync cycle)
     orders = list({**b.state.orders, **b.orders}.values()) if persistent else []
@@ -591,11 +593,21 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
                   or (not o.status.is_terminal and o.trading_date is not None and b.day_ended(o))}
     filled_today = {o.key for o in orders if o.filled_qty and o.trading_date is not None and not b.day_ended(o)}
     for key in persistent:
-        if key in unresolved and new_watch[key_str(key)]["cycles"] == b.settings.position_mismatch_cycles:
-            local_qty, broker_qty = diffs[key]
+        if key not in unresolved:
+            continue
+        local_qty, broker_qty = diffs[key]
+        entry = new_watch[key_str(key)]
+        if entry["cycles"] == b.settings.position_mismatch_cycles:
             b.decide(R.POSITION_DRIFT_DEFERRED, "not rebuilt while an order on it is unresolved (its fills "
                      "come first)", None, None, symbol=key_str(key), local={"quantity": local_qty},
                      broker={"quantity": broker_qty})
+        age = (b.now - datetime.fromisoformat(entry["since"])).total_seconds()
+        if age >= (entry["alarms"] + 1) * MISMATCH_REALARM_SECONDS:  # a held mismatch never goes quiet
+            entry["alarms"] += 1
+            b.decide(R.POSITION_MISMATCH_PERSISTS, f"local {local_qty} vs broker {broker_qty} for {age / 60:.0f} "
+                     "minutes, held while an order on it is unresolved (missing, LOST, disputed or busted)",
+                     None, None, symbol=key_str(key), local={"quantity": local_qty},
+                     broker={"quantity": broker_qty, "minutes": round(age / 60)})
     drifted = sorted(k for k in persistent if k not in unresolved)
     for key in drifted:
         del new_watch[key_str(key)]
@@ -623,6 +635,10 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
                               broker_quantities={key_str(k): p.quantity for k, p in broker.items()},
                               summary="positions rebuilt from the broker: " + "; ".join(
                                   position_summary(key, diffs[key][0], diffs[key][1]) for key in drifted)))
+
+
+MISMATCH_REALARM_SECONDS = 900.0
+"""A position mismatch held unrebuilt is reported again, with its age, every this many seconds."""
 
 
 def _settling(b: PlanBuilder, diffs: dict[InstrumentKey, tuple[int, int]]) -> set[InstrumentKey]:

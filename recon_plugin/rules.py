@@ -154,6 +154,10 @@ class Rule(StrEnum):
     PRODUCT_CONVERSION = _rule("product-conversion", Severity.INFO,
                                "a quantity moved between two products of one instrument with no order (a conversion "
                                "at the broker): both rebuilt from the broker's")
+    POSITION_MISMATCH_PERSISTS = _rule("position-mismatch-persists", Severity.WARNING,
+                                       "a position mismatch held unrebuilt because an order on it is unresolved: "
+                                       "reported again with its age every 15 minutes, never silent",
+                                       reported=True)
     POSITION_DRIFT_DEFERRED = _rule("position-drift-deferred", Severity.INFO,
                                     "a persistent mismatch on a key with an unresolved order: its fills come first")
 

@@ -293,3 +293,19 @@ def test_a_missing_order_whose_query_never_answers_is_bounded_and_says_so(store)
     assert len(missing) == 3 + 1  # miss 1, 2, 3; then "has not answered" at most every 5 minutes
     assert "has not answered" in missing[-1].action
     assert writes[-1] - writes[10] <= 3  # no store write every cycle
+
+
+def test_a_position_held_by_an_open_discrepancy_keeps_alarming_with_its_age():
+    filled = order("A", status=S.FILLED, filled_qty=10, avg_price=Decimal("100"))
+    local = state(filled, positions={KEY: Position(*KEY, quantity=10, buy_qty=10, buy_value=Decimal("1000"))},
+                  ledger={"A": LedgerEntry("A", 10, Decimal("1000"))})
+    eight = [Position(*KEY, quantity=8, buy_qty=8, buy_value=Decimal("800"))]
+    plans = []
+    for i in range(1000):  # 2,000 s at 2 s: a bust left open for over half an hour
+        snapshot = Snapshot([broker(S.FILLED, 8, "100")], at(60 + 2 * i), eight)
+        p = plan_cycle(local, snapshot, Settings(mode=Mode.LIVE, missing_grace_seconds=0))
+        plans.append(p)
+        local = advance(local, p.changes)
+    persists = [d for p in plans for d in p.decisions if d.rule == "position-mismatch-persists"]
+    assert [d.broker["minutes"] for d in persists] == [15, 30]  # never silent; not every cycle either
+    assert local.positions[KEY].quantity == 10

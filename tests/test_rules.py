@@ -63,7 +63,7 @@ def test_reported_rules_are_the_ones_worth_a_persons_attention():
         Rule.REJECT, Rule.FIELD_MISMATCH, Rule.UNKNOWN_STATUS, Rule.TERMINAL_CONFLICT, Rule.STALE_STATUS,
         Rule.STALE_FILL, Rule.TRADE_BUST, Rule.IMPLAUSIBLE_FILL, Rule.OVERFILL, Rule.MISSING, Rule.LOST,
         Rule.EXTERNAL_REPORTED, Rule.HOLDINGS_MISMATCH, Rule.CHILD_FAILED, Rule.CLOCK_STEPPED_BACK,
-        Rule.BOOK_ANOMALY}
+        Rule.BOOK_ANOMALY, Rule.POSITION_MISMATCH_PERSISTS}
     assert all(r.severity is not Severity.INFO for r in Rule if r.reported)
 
 
@@ -395,7 +395,8 @@ def test_only_the_drifted_position_is_rebuilt():
     local = advance(local, plan(local, [], positions=[Position(*KEY, 8), Position(*other, 2)], mode=Mode.LIVE).changes)
     p = plan(local, [], now=62, positions=broker_pos, mode=Mode.LIVE)
     assert [pos.key for pos in p.changes.positions] == [KEY]
-    assert p.changes.checkpoint["position_watch"] == {"NSE:TCS:CNC": {"local": 2, "broker": 1, "cycles": 1}}
+    assert p.changes.checkpoint["position_watch"] == {"NSE:TCS:CNC": {"local": 2, "broker": 1, "cycles": 1,
+                                                                      "since": at(62).isoformat(), "alarms": 0}}
 
 
 def test_drift_on_a_key_with_an_unresolved_order_waits_for_its_fills():
