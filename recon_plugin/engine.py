@@ -7,7 +7,7 @@ orders and walks them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -43,8 +43,8 @@ class Matching:
     double_claims: list[tuple[Order, Order]] = field(default_factory=list)  # (a later claimant, the one paired)
 
 
-def match_book(state: LocalState, book: list[BrokerOrder],
-               order_tag: Callable[[str], str] | None = None) -> Matching:
+def match_book(state: LocalState, book: list[BrokerOrder], order_tag: Callable[[str], str] | None = None,
+               unreadable: Mapping[str, str] | None = None) -> Matching:
     """Pair local orders with broker orders: by broker id, or by tag for an order whose submit never
     returned an id (the tag the broker lists for its local id: ``order_tag(order_id)``).
 
@@ -76,6 +76,8 @@ def match_book(state: LocalState, book: list[BrokerOrder],
             paired[order.broker_order_id] = order
         elif order.broker_order_id in paired:  # two local orders claim one broker order
             double_claims.append((order, paired[order.broker_order_id]))
+        elif unreadable and order.broker_order_id in unreadable:
+            continue  # listed, but its record is malformed: left as it is this cycle, never missing
         elif not order.status.is_terminal:
             missing.append(order)
     if untagged:
@@ -136,7 +138,9 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
         b.decide(Rule.CLOCK_STEPPED_BACK, f"this snapshot is newer than the last one applied, yet the clock says "
                  f"{snapshot.fetched_at.isoformat()}, before {last}: the clock stepped back (or was ahead); applied, "
                  "and the stored time follows the clock", None, None)
-    m = match_book(state, snapshot.orders, snapshot.order_tag)
+    m = match_book(state, snapshot.orders, snapshot.order_tag, snapshot.unreadable)
+    if snapshot.unidentified:
+        m.missing = []  # a malformed record could be any of them: none is counted missing this cycle
     if memo is None or memo.ledger is not state.ledger or m.orders != memo.orders or m.brokers != memo.brokers:
         all_in_sync = True
         for order, bo in zip(m.orders, m.brokers, strict=True):
@@ -149,8 +153,10 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
             memo.orders, memo.brokers, memo.ledger = [], [], None
     if m.missing or m.unmatched or state.checkpoint.get("reported_external"):
         _reconcile_unpaired(b, state, snapshot.orders, m)
-    if m.duplicates or m.double_claims or b.reused or state.checkpoint.get("book_anomalies"):
-        report_anomalies(b, m.duplicates, m.double_claims)
+    if (m.duplicates or m.double_claims or b.reused or snapshot.unreadable or snapshot.unidentified
+            or state.checkpoint.get("book_anomalies")):
+        report_anomalies(b, m.duplicates, m.double_claims, {**snapshot.unreadable, **{
+            f"#{i}": text for i, text in enumerate(snapshot.unidentified)}})
     if snapshot.calendar is not None and not state.checkpoint.get("trading_dates_recorded"):
         # once per store: orders from before trading dates were recorded get theirs, so that a
         # store's existing history can leave the hot state with its day like any other

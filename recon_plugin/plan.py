@@ -9,7 +9,7 @@ events it causes, each with a deterministic id.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -72,6 +72,11 @@ class Snapshot:
     """The reconciler run that took it and its place in that run's snapshots: a run's snapshots are
     ordered by ``sequence``, never by the wall clock (which a VM resume or NTP may step back). None:
     ordered by ``fetched_at`` alone."""
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+    """Broker ids whose record the broker plugin handed back malformed, with what is wrong
+    (``recon_plugin.seam``): their local orders are left as they are this cycle, never missing."""
+    unidentified: tuple[str, ...] = ()
+    """Malformed records without a readable id: no order is counted missing this cycle."""
 
 
 @dataclass(frozen=True)

@@ -275,14 +275,16 @@ def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrde
 
 
 def report_anomalies(b: PlanBuilder, duplicates: dict[str, list[BrokerOrder]],
-                     double_claims: list[tuple[Order, Order]]) -> None:
+                     double_claims: list[tuple[Order, Order]], malformed: dict[str, str]) -> None:
     """What the book and the store should never hold, each reported once while it lasts: one broker id
     listed twice in one book (its most advanced record was used), two local orders claiming one
     broker order (the later claimant is left alone: neither missing nor filled twice), and the id of
-    an ended order listed for another instrument (``PlanBuilder.reused``: ignored). Remembered in
+    an ended order listed for another instrument (``PlanBuilder.reused``: ignored), and a record the
+    broker plugin handed back malformed (``recon_plugin.seam``: set aside). Remembered in
     the checkpoint (``book_anomalies``) while they last, so that they are reported again only if they
     come back."""
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {f"malformed:{key}": f"{text}; set aside (the rest reconciles)"
+                            for key, text in malformed.items()}
     for broker_id, rows in duplicates.items():
         seen[f"duplicate:{broker_id}"] = (f"broker order {broker_id} listed {len(rows)} times in one book ("
                                           + ", ".join(f"{r.symbol} {r.raw_status} {r.filled_qty}" for r in rows)

@@ -34,6 +34,7 @@ from recon_plugin.events import BrokerSessionExpired, CycleFinished, Reconciliat
 from recon_plugin.outbox import Publisher
 from recon_plugin.plan import DAY_EXCHANGE, Decision, Plan, Snapshot
 from recon_plugin.resolve import current_state, effective_status
+from recon_plugin.seam import OrderChecker, check_positions
 from recon_plugin.settings import Settings
 from recon_plugin.stats import QuietLog, Stats
 
@@ -99,6 +100,7 @@ class Reconciler:
         self._memo = SyncMemo()
         self._run = uuid.uuid4().hex[:12]  # this run's snapshots are ordered by their count, not the clock
         self._snapshots = 0
+        self._book_checker = OrderChecker(broker.name)  # what the plugin hands back, checked at the seam
         self._rate_limited = 0
         self._session_expired = False
         self._paper_positions_logged = False
@@ -129,19 +131,20 @@ class Reconciler:
         if self.settings.mode is Mode.LIVE:
             self._read_holdings(fetched_at)
             try:
-                positions = self.broker.fetch_positions()
+                positions = check_positions(self.broker.name, self.broker.fetch_positions())
             except BrokerError as exc:
                 self._record_failure("positions", exc)
         elif not self._paper_positions_logged:
             log.info("paper mode: position reconciliation is skipped (positions follow the fills applied)")
             self._paper_positions_logged = True
-        book = self.broker.fetch_orders()
+        checked = self._book_checker.check("fetch_orders", self.broker.fetch_orders())
+        book = checked.orders
         queried = self._query_missing(book, fetched_at)
         fresh = self._holdings_read_at == fetched_at
         self._snapshots += 1
         return Snapshot(book, fetched_at, positions, queried, self.calendar, self._holdings, fresh, self._unanswered(),
                         self.broker.order_tag if isinstance(self.broker, TaggingBroker) else None,
-                        self._run, self._snapshots)
+                        self._run, self._snapshots, checked.unreadable, tuple(checked.unidentified))
 
     def _read_holdings(self, now: datetime) -> None:
         """Delivery holdings change once a day: read at startup and when the (equity) trading date moves
@@ -273,7 +276,9 @@ class Reconciler:
             past_day = (self.calendar is not None and order.trading_date is not None
                         and order.trading_date < self.calendar.trading_date(now, order.exchange))
             try:
-                history = self.broker.order_history(order.broker_order_id or "")
+                answer = self.broker.order_history(order.broker_order_id or "")
+                history = OrderChecker(self.broker.name).check("order_history", list(answer) if isinstance(
+                    answer, (list, tuple)) else answer).orders  # a bad entry is left out of the history
             except BrokerError as exc:
                 self._record_failure("query", exc)
                 if past_day:
