@@ -146,3 +146,22 @@ def test_the_rollover_takes_past_entries_out_of_every_segment(tmp_path):
                 for line in path.read_bytes().splitlines()]
     assert archived == [3, 4, 6]
     store.close()
+
+
+def test_a_late_entry_of_an_earlier_day_still_reads_in_seq_order(tmp_path):
+    """An order's entry belongs to its order's day, so the day files are not in seq order one after
+    the other: the stream merges them."""
+    from hostspec.model import OrderStatus
+    from tests.helpers import order
+
+    thursday, friday = datetime(2026, 11, 19, 6, tzinfo=UTC), datetime(2026, 11, 20, 4, tzinfo=UTC)
+    store = TinyDBStore(tmp_path / "state.json")
+    store.apply(ChangeSet(orders=[order("X", OrderStatus.FILLED, trading_date=date(2026, 11, 19))],
+                          journal=[JournalEntry("a", thursday, "fill", "applied", order_id="X")]))
+    store.apply(ChangeSet(journal=[JournalEntry("b", friday, "position-drift", "synced", symbol="INFY")]))
+    store.apply(ChangeSet(journal=[JournalEntry("c", friday, "late-fill", "applied", order_id="X")]))
+    store.apply(ChangeSet(journal=[JournalEntry("d", friday, "position-drift", "synced", symbol="TCS")]))
+    store.archive_before(date(2026, 11, 23))
+    assert [e.entry_id for e in store.journal_day(date(2026, 11, 19))] == ["a", "c"]
+    assert [(e.seq, e.entry_id) for e in store.journal()] == [(1, "a"), (2, "b"), (3, "c"), (4, "d")]
+    store.close()

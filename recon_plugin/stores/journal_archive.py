@@ -21,6 +21,7 @@ store's business (``TinyDBStore``).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -205,13 +206,21 @@ class JournalArchive:
     def entries(self, since: datetime | None = None) -> Iterator[Doc]:
         """Every archived entry (at or after ``since`` when given), in seq order, streamed: a rotated
         segment whose newest entry is older than ``since`` is skipped unread."""
-        for _, _, path in self.segments():
-            if since is not None:
+        newest = 0
+        listed = [path for _, _, path in self.segments()]
+
+        def later() -> Iterator[Path]:  # listed once the active one was read: the writer rotated it meanwhile
+            yield from (path for _, _, path in self.segments() if path not in listed)
+
+        for path in itertools.chain(listed, [self.path], later()):
+            if since is not None and path != self.path:
                 summary = self._segment_summary(path)
                 if summary is not None and datetime.fromisoformat(summary["max_at"]) < since:
                     continue
-            yield from self._since(self._read_lines(path), since)
-        yield from self._since(self._read_lines(self.path), since)
+            for doc in self._since(self._read_lines(path), since):
+                if doc["seq"] > newest:  # an entry appended again (by a version that repeated them) comes once
+                    newest = doc["seq"]
+                    yield doc
 
     @staticmethod
     def _since(docs: Iterable[Doc], since: datetime | None) -> Iterator[Doc]:

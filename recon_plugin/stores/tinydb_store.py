@@ -155,7 +155,7 @@ class TinyDBStore:
             self._db = TinyDB(str(self.path), storage=AtomicJSONStorage, read_only=read_only)
         except OSError as exc:
             self._release()
-            raise StoreError(f"{self.path} cannot be opened: {exc.strerror or exc}") from None
+            raise StoreError(f"{exc.filename or self.path} cannot be opened: {exc.strerror or exc}") from None
         except BaseException:
             self._release()
             raise
@@ -186,7 +186,7 @@ class TinyDBStore:
                                                 f"{exc})")) from None
         except OSError as exc:
             self._release()
-            raise StoreError(f"{self.path} cannot be opened: {exc.strerror or exc}") from None
+            raise StoreError(f"{exc.filename or self.path} cannot be opened: {exc.strerror or exc}") from None
         except BaseException:
             self._release()
             raise
@@ -282,11 +282,17 @@ class TinyDBStore:
             days = self.days.days_with_entries_since(since)
             hot = sorted((dict(d) for d in self._journal.all()), key=lambda d: d["seq"])
         archived = self._archive_reader().entries(since)
-        by_day = (d for day in days for d in (self.days.content(day) or {"journal": ()})["journal"])
-        for doc in _merged(_merged(by_day, archived), iter(hot)):
+        # each day's file is in seq order, but not the days one after the other: a late entry of an
+        # order belongs to its order's day (an expiry the next morning)
+        by_day = [self._day_journal(day) for day in days]
+        for doc in _merged(*by_day, archived, iter(hot)):
             entry = from_dict(JournalEntry, doc)
             if since is None or entry.at >= since:
                 yield entry
+
+    def _day_journal(self, day: str) -> Iterator[Doc]:
+        content = self.days.content(day)
+        yield from content["journal"] if content else ()
 
     def _archive_reader(self) -> JournalArchive:
         """A reader of the journal archive of its own (its counters and position are not the writer's)."""
