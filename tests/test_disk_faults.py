@@ -53,8 +53,9 @@ def test_an_empty_or_null_state_file_is_damage_and_the_writer_refuses_to_start(t
     ('{"orders": {"1": 5}}', "orders['1'] that is not a record"),
     ('{"orders": {"1": {"status": "FILLED"}}, "meta": {"1": {"schema_version": 1}}}',
      "a record this store cannot read"),
+    ('{"ledger": {"1": {"order_id": "A", "filled_qty": 1}}}', "has data but no schema version"),
     ('{"meta": {"1": {"schema_version": 99}}}', "schema version 99"),
-], ids=["list", "string", "table-a-list", "record-a-number", "record-without-id", "newer-schema"])
+], ids=["list", "string", "table-a-list", "record-a-number", "record-without-id", "no-meta", "newer-schema"])
 @pytest.mark.parametrize("command", ["run", "recon status"])
 def test_a_damaged_but_parseable_state_file_is_one_line_naming_what_is_wrong(tmp_path, content, problem, command):
     state = tmp_path / "state.json"

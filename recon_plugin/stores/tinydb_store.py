@@ -196,7 +196,7 @@ class TinyDBStore:
     def _check_schema(self) -> None:
         meta = self._meta.get(doc_id=META_ID)
         if meta is None:
-            if len(self._orders) or len(self._positions):
+            if any(len(table) for table in (self._orders, self._positions, self._ledger, self._journal, self._outbox)):
                 raise StoreError(f"{self.path} has data but no schema version: not a recon-plugin state file")
             return
         version = meta.get("schema_version")
