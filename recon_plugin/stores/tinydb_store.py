@@ -86,7 +86,7 @@ class AtomicJSONStorage(Storage):
         except OSError as exc:
             raise StoreError(f"{self.path} cannot be read: {exc.strerror or exc}") from None
         if not raw.strip():
-            raise StoreError(damaged(self.path, f"is empty ({len(raw)} bytes)"))
+            raise StoreError(_damaged(self.path, f"is empty ({len(raw)} bytes)"))
         try:
             data: Any = json.loads(raw)
         except ValueError as exc:
@@ -94,7 +94,7 @@ class AtomicJSONStorage(Storage):
                              "or was damaged outside it") from None
         problem = _shape_problem(data)
         if problem:
-            raise StoreError(damaged(self.path, problem))
+            raise StoreError(_damaged(self.path, problem))
         checked: dict[str, Any] = data
         return checked
 
@@ -182,7 +182,7 @@ class TinyDBStore:
             self._open_days()
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             self._release()
-            raise StoreError(damaged(self.path, f"holds a record this store cannot read ({type(exc).__name__}: "
+            raise StoreError(_damaged(self.path, f"holds a record this store cannot read ({type(exc).__name__}: "
                                                 f"{exc})")) from None
         except OSError as exc:
             self._release()
@@ -588,14 +588,11 @@ def _merged(*streams: Iterable[Doc]) -> Iterator[Doc]:
             yield doc
 
 
-def damaged(path: Path, problem: str) -> str:
+def _damaged(path: Path, problem: str) -> str:
     """The message for a state file this store never writes: what is wrong and what to do."""
     return (f"{path} {problem}: this store never writes that, so the file was damaged outside it. Restore it "
-            f"from a backup, or move it away (with {path.name}.journal.jsonl, {path.name}.journal.d and "
-            f"{path.name}.days beside it) to start with an empty state")
-
-
-_TABLES = ("orders", "positions", "ledger", "journal", "outbox", "meta")
+            "from a backup, or move it away to start with an empty state (its journal archive beside it is "
+            "kept, and numbered on)")
 
 
 def _shape_problem(data: Any) -> str | None:
