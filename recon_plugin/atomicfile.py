@@ -105,8 +105,8 @@ class WriterLock:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._registry_lock:
             fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            self._key = _key = (os.fstat(fd).st_dev, os.fstat(fd).st_ino)
-            held = self._held.get(_key)
+            self._key = key = _identity(os.fstat(fd))
+            held = self._held.get(key)
             if held is not None:
                 os.close(fd)
                 if path.name in held[1]:
@@ -120,7 +120,16 @@ class WriterLock:
                 os.close(fd)
                 self._name = None
                 raise ResourceBusyError(path, f"{self.path}, held by another process") from None
-            self._held[_key] = (fd, {path.name})
+            self._held[key] = (fd, {path.name})
+
+    def holds(self) -> bool:
+        """Whether the locked directory is still the one at its path. False once it was deleted (and
+        perhaps made again by another writer, which then holds the lock of the new one): the holder
+        must stop writing there. A writer checks before each write."""
+        try:
+            return self._name is not None and _identity(os.stat(self.path)) == self._key
+        except FileNotFoundError:
+            return False
 
     def release(self) -> None:
         with self._registry_lock:
@@ -133,3 +142,7 @@ class WriterLock:
                 del self._held[self._key]
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+
+
+def _identity(status: os.stat_result) -> tuple[int, int]:
+    return status.st_dev, status.st_ino

@@ -8,12 +8,14 @@ of the child's own), a directory that is read-only to the child, a torn final li
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from hostspec.model import ChangeSet, JournalEntry, utcnow
+from hostspec.store import StoreError
 from recon_plugin.stores.tinydb_store import TinyDBStore
 from tests.helpers import (
     paper_config,
@@ -132,6 +134,30 @@ def test_deleting_every_file_but_the_state_never_lets_a_second_writer_in(tmp_pat
     finally:
         running.close()
     assert python_child(SECOND_WRITER, str(state)).stdout.startswith("opened")  # released with its writer
+
+
+NEXT_WRITER = textwrap.dedent("""
+    import sys
+    from hostspec.model import ChangeSet
+    from recon_plugin.stores.tinydb_store import TinyDBStore
+    store = TinyDBStore(sys.argv[1])
+    store.apply(ChangeSet(checkpoint={"n": 2}))
+    store.close()
+""")
+
+
+def test_a_writer_whose_directory_was_deleted_writes_no_more_beside_the_next_writer(tmp_path):
+    directory = tmp_path / "var"
+    state = directory / "state.json"
+    running = TinyDBStore(state)
+    running.apply(ChangeSet(journal=[JournalEntry("j1", utcnow(), "fill", "applied")]))
+    shutil.rmtree(directory)  # everything, the directory too; then another host starts there
+    next_writer = python_child(NEXT_WRITER, str(state))
+    assert next_writer.returncode == 0, next_writer.stderr
+    with pytest.raises(StoreError, match="deleted or replaced"):
+        running.apply(ChangeSet(checkpoint={"n": 1}))
+    running.close()
+    assert TinyDBStore(state, read_only=True).load().checkpoint == {"n": 2}  # the other writer's, untouched
 
 
 def test_one_process_may_write_two_files_of_one_directory_but_not_one_file_twice(tmp_path):

@@ -69,6 +69,7 @@ class AtomicJSONStorage(Storage):
         self.path = Path(path)
         self.read_only = read_only
         self.writes = 0  # durable file writes made, for tests and benchmarks
+        self.before_write: Callable[[], None] | None = None  # raises when this process may not write
         self._batch_depth = 0
         self._dirty = False
         self._data = self._load()
@@ -111,6 +112,8 @@ class AtomicJSONStorage(Storage):
             self._flush()
 
     def _flush(self) -> None:
+        if self.before_write is not None:
+            self.before_write()
         atomic_write_json(self.path, self._data)
         self.writes += 1
         self._dirty = False
@@ -160,6 +163,7 @@ class TinyDBStore:
             self._release()
             raise
         self._storage: AtomicJSONStorage = self._db.storage  # type: ignore[assignment]
+        self._storage.before_write = self._check_still_the_writer
         self._orders = self._db.table("orders", cache_size=0)
         self._positions = self._db.table("positions", cache_size=0)
         self._ledger = self._db.table("ledger", cache_size=0)
@@ -226,6 +230,11 @@ class TinyDBStore:
         self._order_ids = {doc["order_id"]: doc.doc_id for doc in self._orders.all()}
         self._position_ids = {_position_key(doc): doc.doc_id for doc in self._positions.all()}
         self._ledger_ids = {doc["order_id"]: doc.doc_id for doc in self._ledger.all()}
+
+    def _check_still_the_writer(self) -> None:
+        if self._writer_lock is not None and not self._writer_lock.holds():
+            raise StoreError(f"{self.path.parent} was deleted or replaced since this process locked it for writing "
+                             "(another process may write there now): this process writes no more")
 
     def _release(self) -> None:
         if self._writer_lock is not None:
@@ -463,6 +472,7 @@ class TinyDBStore:
         with self._lock:
             if self.read_only:
                 raise StoreError(f"{self.path} is open read-only")
+            self._check_still_the_writer()  # before the day files, which are written first
             cutoff = day.isoformat()  # ISO dates order as the days do
             order_days = dict(self._archived_days)
             orders: dict[str, dict[str, Doc]] = {}  # trading date → order id → order, to move
