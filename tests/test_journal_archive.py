@@ -101,7 +101,9 @@ def test_the_archive_rotates_into_segments_and_reads_back_whole(rotated):
     assert [e.seq for e in rotated.journal()] == list(range(1, 2401))
 
 
-def test_a_report_by_time_skips_older_segments_unread(rotated, monkeypatch):
+@pytest.fixture
+def files_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the archive files read from here on, in order (a counted reader)."""
     read: list[str] = []
     original = JournalArchive._read_lines
 
@@ -110,26 +112,22 @@ def test_a_report_by_time_skips_older_segments_unread(rotated, monkeypatch):
         return original(self, path)
 
     monkeypatch.setattr(JournalArchive, "_read_lines", counted)
+    return read
+
+
+def test_a_report_by_time_skips_older_segments_unread(rotated, files_read):
     since = T0 + timedelta(minutes=10)
     found = rotated.journal(since)
     assert [e.entry_id for e in found] == [f"j{i}" for i in range(2000, 2400)]
     segments = rotated.journal_archive.segments()
     old = [path.name for _, last, path in segments if last <= 1800]
-    assert old and not set(old) & set(read)
+    assert old and not set(old) & set(files_read)
 
 
-def test_a_report_streams(rotated, monkeypatch):
-    read: list[str] = []
-    original = JournalArchive._read_lines
-
-    def counted(self: JournalArchive, path: Path) -> Iterator[dict[str, object]]:
-        read.append(path.name)
-        return original(self, path)
-
-    monkeypatch.setattr(JournalArchive, "_read_lines", counted)
+def test_a_report_streams(rotated, files_read):
     stream = rotated.iter_journal()
     assert next(stream).seq == 1
-    assert read == [rotated.journal_archive.segments()[0][2].name]  # one segment opened so far
+    assert files_read == [rotated.journal_archive.segments()[0][2].name]  # one segment opened so far
 
 
 def test_the_rollover_takes_past_entries_out_of_every_segment(tmp_path):
