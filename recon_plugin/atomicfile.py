@@ -1,4 +1,5 @@
-"""Crash-safe files: whole-file atomic replacement, stale temp-file sweeping, a single-writer lock.
+"""Crash-safe files: whole-file atomic replacement, stale temp-file sweeping, a single-writer lock
+(one writing process per directory).
 
 A reader (or a process restarted after SIGKILL) always sees either the previous complete file or the
 new complete file, never a torn one: the new content is written to a temporary file in the same
@@ -13,9 +14,10 @@ import fcntl
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from hostspec.errors import ResourceBusyError
 
@@ -39,7 +41,12 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    fsync_directory(path.parent)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make the names created, renamed or removed in ``directory`` durable."""
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
@@ -72,26 +79,70 @@ def _remove(paths: Iterable[Path]) -> int:
 
 
 class WriterLock:
-    """An exclusive, non-blocking lock on ``<path>.lock``: one writing process per file.
+    """One writing process per file, held for the life of the writer: an exclusive, non-blocking
+    ``flock`` on the file's *directory*.
 
-    Raises ``hostspec.errors.ResourceBusyError`` when another process holds it. Held for the life of
-    the writer; released by ``release()`` or when the process dies (the kernel
-    drops ``flock`` locks with the file descriptor, so a SIGKILLed writer never leaves it stuck).
+    Why the directory and not a ``<path>.lock`` file: a lock file can be deleted by hand while its
+    holder runs, and the next process then locks a new file of the same name and writes beside the
+    first one (last writer wins). A directory cannot be deleted, or replaced by a rename, while it holds
+    a file, so while the state file exists the directory that holds it is the same inode for every
+    process, whatever else is deleted. The file itself cannot carry the lock: every atomic write
+    replaces its inode. The price: across processes the rule is one writer per *directory* (two hosts
+    need two directories, as the shipped configs have). Within one process the directory's lock is shared
+    (a host writes its state file and its paper account side by side) and the rule stays one writer per
+    file. The kernel drops the lock with the process, so a SIGKILLed writer never leaves it stuck.
+
+    Raises ``hostspec.errors.ResourceBusyError`` when another process (or this one) writes ``path``, and
+    ``OSError`` when the directory cannot be created or opened.
     """
 
+    _held: ClassVar[dict[tuple[int, int], tuple[int, set[str]]]] = {}  # directory → (its locked fd, names)
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
     def __init__(self, path: Path) -> None:
-        self.path = path.with_name(path.name + ".lock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.path = path.parent
+        self._name: str | None = path.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._registry_lock:
+            fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            self._key = key = _identity(os.fstat(fd))
+            held = self._held.get(key)
+            if held is not None:
+                os.close(fd)
+                if path.name in held[1]:
+                    self._name = None
+                    raise ResourceBusyError(path, f"{self.path}, held by this process")
+                held[1].add(path.name)
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                self._name = None
+                raise ResourceBusyError(path, f"{self.path}, held by another process") from None
+            self._held[key] = (fd, {path.name})
+
+    def holds(self) -> bool:
+        """Whether the locked directory is still the one at its path. False once it was deleted (and
+        perhaps made again by another writer, which then holds the lock of the new one): the holder
+        must stop writing there. A writer checks before each write."""
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            self._fd = None
-            raise ResourceBusyError(path, self.path) from None
+            return self._name is not None and _identity(os.stat(self.path)) == self._key
+        except FileNotFoundError:
+            return False
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        with self._registry_lock:
+            if self._name is None:
+                return
+            fd, names = self._held[self._key]
+            names.discard(self._name)
+            self._name = None
+            if not names:
+                del self._held[self._key]
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+
+def _identity(status: os.stat_result) -> tuple[int, int]:
+    return status.st_dev, status.st_ino

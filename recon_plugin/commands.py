@@ -10,6 +10,8 @@ import argparse
 import json
 import re
 import sys
+import textwrap
+from collections.abc import Iterable
 from dataclasses import asdict, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -138,25 +140,37 @@ def _no_archive(store: StateStore, day: date) -> int:
 def report(args: argparse.Namespace, app: HostOpener) -> int:
     with app.open_host(args.config, read_only=True, with_broker=False) as host:
         assert host.store is not None
+        entries: Iterable[JournalEntry]
         if args.date is not None:
             if host.store.load_day(args.date) is None:
                 return _no_archive(host.store, args.date)
             entries = [e for e in host.store.journal_day(args.date) if args.since is None or e.at >= args.since]
+        else:  # streamed when the store can (a long journal is never held whole)
+            entries = getattr(host.store, "iter_journal", host.store.journal)(args.since)
+        if args.json:
+            _print_json(entries)
         else:
-            entries = host.store.journal(args.since)
-    if args.json:
-        print(json.dumps([to_dict(e) for e in entries], indent=1))
-        return 0
-    _print_entries(entries)
+            _print_entries(entries)
     return 0
 
 
-def _print_entries(entries: list[JournalEntry]) -> None:
+def _print_json(entries: Iterable[JournalEntry]) -> None:
+    """``json.dumps(list, indent=1)``'s text, one entry at a time."""
+    separator = "[\n"
     for e in entries:
+        sys.stdout.write(separator + textwrap.indent(json.dumps(to_dict(e), indent=1), " "))
+        separator = ",\n"
+    print("[]" if separator == "[\n" else "\n]")
+
+
+def _print_entries(entries: Iterable[JournalEntry]) -> None:
+    count = 0
+    for e in entries:
+        count += 1
         print(f"{e.at.astimezone().isoformat(timespec='seconds')}  {e.rule:<18} {e.order_id or e.symbol or '-':<22} "
               f"{e.action}")
         print(f"{'':<27}local {_compact(e.local)}  broker {_compact(e.broker)}")
-    print(f"{len(entries)} journal entries")
+    print(f"{count} journal entries")
 
 
 def check(args: argparse.Namespace, app: HostOpener) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -224,3 +225,46 @@ def ist(day: date, hh: int, mm: int = 0, ss: int = 0) -> datetime:
     from recon_plugin.calendars.india import IST
 
     return datetime(day.year, day.month, day.day, hh, mm, ss, tzinfo=IST)
+
+
+# -- disks: a host's configuration, and child processes under a disk fault --
+
+def paper_config(directory: Path, state: Path) -> Path:
+    """A paper host's configuration (``directory/host.yaml``) whose store is ``state``; demo off."""
+    return write(directory / "host.yaml", f"""
+        mode: paper
+        broker: {{name: paper, paper: {{path: {directory / 'paper-account.json'}}}}}
+        store: {{path: {state}}}
+        plugins: {{disabled: [demo]}}
+    """)
+
+
+def permissions_can_be_honoured() -> bool:
+    """Whether a child can be made to respect file permissions (it is not root, or root can drop the
+    capabilities that override them with ``setpriv``)."""
+    return os.geteuid() != 0 or shutil.which("setpriv") is not None
+
+
+def small_filesystems_can_be_mounted() -> bool:
+    """Whether a child can mount a small tmpfs of its own (``unshare -m``), to fill a disk for real."""
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=16k tmpfs /mnt"],
+                           capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+def python_child(code: str, *args: str, honour_permissions: bool = False, small_disk: tuple[Path, int] | None = None,
+                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -c code args`` in a child process; ``honour_permissions``: a root child loses the
+    capabilities that override file permissions (so a read-only directory is read-only to it);
+    ``small_disk=(directory, kib)``: the child sees a fresh tmpfs of ``kib`` KiB mounted on ``directory``
+    (gone when it exits)."""
+    command = [sys.executable, "-c", code, *args]
+    if honour_permissions and os.geteuid() == 0:
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", *command]
+    if small_disk is not None:
+        directory, kib = small_disk
+        command = ["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o size={kib}k tmpfs "$0" && exec "$@"',
+                   str(directory), *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)

@@ -217,7 +217,7 @@ def test_a_crash_between_the_archive_write_and_the_state_write_loses_and_duplica
 
 def test_a_failed_journal_rewrite_after_the_move_holds_entries_twice_until_the_next_rollover(store, monkeypatch):
     seed(store)
-    import recon_plugin.stores.tinydb_store as module
+    import recon_plugin.stores.journal_archive as module
 
     def fails(*args: object) -> None:
         raise OSError("disk full")

@@ -17,12 +17,14 @@ and is not thread-safe. So:
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 import logging
 import os
+import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
@@ -48,8 +50,9 @@ from hostspec.model import (
     Position,
 )
 from hostspec.store import ConflictError, StoreError
-from recon_plugin.atomicfile import WriterLock, atomic_write, atomic_write_json, sweep_temp_files
+from recon_plugin.atomicfile import WriterLock, atomic_write_json, sweep_temp_files
 from recon_plugin.stores.day_archive import DayArchive
+from recon_plugin.stores.journal_archive import ROTATE_BYTES, JournalArchive, journal_path, segments_directory
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -66,23 +69,35 @@ class AtomicJSONStorage(Storage):
         self.path = Path(path)
         self.read_only = read_only
         self.writes = 0  # durable file writes made, for tests and benchmarks
+        self.before_write: Callable[[], None] | None = None  # raises when this process may not write
         self._batch_depth = 0
         self._dirty = False
         self._data = self._load()
 
     def _load(self) -> dict[str, Any] | None:
+        """The file's content; None only when there is no file (a new store). Anything this store never
+        writes (an empty file, ``null``, a list, a table that is not a mapping of records) is damage,
+        refused with what is wrong: opening it as a new store would lose its orders, ledger and history."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
+        except IsADirectoryError:
+            raise StoreError(f"{self.path} is a directory, not a state file; point store.path at a file") from None
+        except OSError as exc:
+            raise StoreError(f"{self.path} cannot be read: {exc.strerror or exc}") from None
         if not raw.strip():
-            return None
+            raise StoreError(_damaged(self.path, f"is empty ({len(raw)} bytes)"))
         try:
-            data: dict[str, Any] | None = json.loads(raw)
-            return data
+            data: Any = json.loads(raw)
         except ValueError as exc:
             raise StoreError(f"{self.path} is not readable JSON ({exc}); it was not written by this store "
                              "or was damaged outside it") from None
+        problem = _shape_problem(data)
+        if problem:
+            raise StoreError(_damaged(self.path, problem))
+        checked: dict[str, Any] = data
+        return checked
 
     def read(self) -> dict[str, Any] | None:
         return self._data
@@ -97,6 +112,8 @@ class AtomicJSONStorage(Storage):
             self._flush()
 
     def _flush(self) -> None:
+        if self.before_write is not None:
+            self.before_write()
         atomic_write_json(self.path, self._data)
         self.writes += 1
         self._dirty = False
@@ -126,22 +143,27 @@ class TinyDBStore:
 
     name = "tinydb"
 
-    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False, journal_rotate_bytes: int = ROTATE_BYTES) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self._lock = threading.RLock()
         self._writer_lock: WriterLock | None = None
-        if not read_only:
-            self._writer_lock = WriterLock(self.path)  # ResourceBusyError while another host writes it
-            swept = sweep_temp_files(self.path)
-            if swept:
-                log.info("removed %d temporary files left by an interrupted writer of %s", swept, self.path)
         try:
+            if not read_only:
+                self._writer_lock = WriterLock(self.path)  # ResourceBusyError while another host writes it
+                swept = sweep_temp_files(self.path)
+                if swept:
+                    log.info("removed %d temporary files left by an interrupted writer of %s", swept, self.path)
+                _check_writable(self.path)
             self._db = TinyDB(str(self.path), storage=AtomicJSONStorage, read_only=read_only)
+        except OSError as exc:
+            self._release()
+            raise StoreError(f"{exc.filename or self.path} cannot be opened: {exc.strerror or exc}") from None
         except BaseException:
             self._release()
             raise
         self._storage: AtomicJSONStorage = self._db.storage  # type: ignore[assignment]
+        self._storage.before_write = self._check_still_the_writer
         self._orders = self._db.table("orders", cache_size=0)
         self._positions = self._db.table("positions", cache_size=0)
         self._ledger = self._db.table("ledger", cache_size=0)
@@ -150,8 +172,8 @@ class TinyDBStore:
         self._meta = self._db.table("meta", cache_size=0)
         self._generation = 0
         self._cache: LocalState | None = None
-        self.journal_path = journal_path(self.path)
-        self._journal_archived = 0
+        self.journal_archive = JournalArchive(self.path, journal_rotate_bytes)
+        self.journal_path = self.journal_archive.path
         self.days: DayArchive
         self._archived_days: dict[str, str] = {}  # archived order id → its trading date
         self._archived_view: Mapping[str, str] = MappingProxyType({})  # broker order id → order id
@@ -159,8 +181,16 @@ class TinyDBStore:
             self._check_schema()
             self._reindex()
             if not read_only:
+                self._complete_meta()
                 self._open_archive()
             self._open_days()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self._release()
+            raise StoreError(_damaged(self.path, f"holds a record this store cannot read ({type(exc).__name__}: "
+                                                f"{exc})")) from None
+        except OSError as exc:
+            self._release()
+            raise StoreError(f"{exc.filename or self.path} cannot be opened: {exc.strerror or exc}") from None
         except BaseException:
             self._release()
             raise
@@ -170,16 +200,21 @@ class TinyDBStore:
     def _check_schema(self) -> None:
         meta = self._meta.get(doc_id=META_ID)
         if meta is None:
-            if len(self._orders) or len(self._positions):
+            if any(len(table) for table in (self._orders, self._positions, self._ledger, self._journal, self._outbox)):
                 raise StoreError(f"{self.path} has data but no schema version: not a recon-plugin state file")
-            if not self.read_only:
-                self._meta.insert(Document({**self._blank_meta(), "store_id": uuid.uuid4().hex}, doc_id=META_ID))
             return
         version = meta.get("schema_version")
         if version != SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema version {version}; this version of recon-plugin reads "
                              f"version {SCHEMA_VERSION} only")
-        if "store_id" not in meta and not self.read_only:  # a file from before the day archive: once
+
+    def _complete_meta(self) -> None:
+        """A writer's open, once the file was read whole: a new store's meta record; an id for a file
+        from before the day archive."""
+        meta = self._meta.get(doc_id=META_ID)
+        if meta is None:
+            self._meta.insert(Document({**self._blank_meta(), "store_id": uuid.uuid4().hex}, doc_id=META_ID))
+        elif "store_id" not in meta:
             self._meta.update({"store_id": uuid.uuid4().hex}, doc_ids=[META_ID])
 
     @staticmethod
@@ -188,13 +223,18 @@ class TinyDBStore:
                 "event_seq": 0, "journal_seq": 0}
 
     def _meta_doc(self) -> dict[str, Any]:
-        return dict(self._meta.get(doc_id=META_ID) or self._blank_meta())
+        return {**self._blank_meta(), **(self._meta.get(doc_id=META_ID) or {})}
 
     def _reindex(self) -> None:
         """Map natural keys to TinyDB doc ids, so updates touch documents by id, not by query."""
         self._order_ids = {doc["order_id"]: doc.doc_id for doc in self._orders.all()}
         self._position_ids = {_position_key(doc): doc.doc_id for doc in self._positions.all()}
         self._ledger_ids = {doc["order_id"]: doc.doc_id for doc in self._ledger.all()}
+
+    def _check_still_the_writer(self) -> None:
+        if self._writer_lock is not None and not self._writer_lock.holds():
+            raise StoreError(f"{self.path.parent} was deleted or replaced since this process locked it for writing "
+                             "(another process may write there now): this process writes no more")
 
     def _release(self) -> None:
         if self._writer_lock is not None:
@@ -242,13 +282,33 @@ class TinyDBStore:
             return [from_dict(Event, d) for d in docs]
 
     def journal(self, since: datetime | None = None) -> list[JournalEntry]:
+        return list(self.iter_journal(since))
+
+    def iter_journal(self, since: datetime | None = None) -> Iterator[JournalEntry]:
+        """``journal(since)`` streamed, oldest first: archived days and rotated archive segments older
+        than ``since`` are skipped unread, and nothing is held but the day being read."""
         with self._lock:
-            by_seq = {d["seq"]: d for day in self.days.days_with_entries_since(since)
-                      for d in (self.days.content(day) or {"journal": ()})["journal"]}
-            by_seq.update((d["seq"], d) for d in self._archived_entries())
-            by_seq.update((d["seq"], d) for d in self._journal.all())
-        entries = [from_dict(JournalEntry, by_seq[seq]) for seq in sorted(by_seq)]
-        return [e for e in entries if since is None or e.at >= since]
+            days = self.days.days_with_entries_since(since)
+            hot = sorted((dict(d) for d in self._journal.all()), key=lambda d: d["seq"])
+        archived = self._archive_reader().entries(since)
+        # each day's file is in seq order, but not the days one after the other: a late entry of an
+        # order belongs to its order's day (an expiry the next morning)
+        by_day = [self._day_journal(day) for day in days]
+        for doc in _merged(*by_day, archived, iter(hot)):
+            entry = from_dict(JournalEntry, doc)
+            if since is None or entry.at >= since:
+                yield entry
+
+    def _day_journal(self, day: str) -> Iterator[Doc]:
+        content = self.days.content(day)
+        yield from content["journal"] if content else ()
+
+    def _archive_reader(self) -> JournalArchive:
+        """A reader of the journal archive of its own (its counters and position are not the writer's)."""
+        return JournalArchive(self.path, self.journal_archive.rotate_bytes)
+
+    def _state_entries(self) -> list[Document]:
+        return sorted(self._journal.all(), key=lambda d: d["seq"])
 
     # -- writes -----------------------------------------------------------------------------------
 
@@ -274,11 +334,11 @@ class TinyDBStore:
                              {_position_key(d): d for d in map(to_dict, changes.positions)})
                 self._upsert(self._ledger, self._ledger_ids,
                              {e.order_id: to_dict(e) for e in changes.ledger})
-                journal_docs = self._append_and_prune(changes)
+                self._append_and_prune(changes)
             self._generation += 1
             if self._cache is not None:
                 self._cache = _updated(self._cache, changes, stored)
-            self._archive(journal_docs)
+            self._archive()
             return 1
 
     @contextlib.contextmanager
@@ -346,7 +406,7 @@ class TinyDBStore:
         meta[counter] = start + len(records)
         return docs
 
-    def _append_and_prune(self, changes: ChangeSet) -> list[Document]:
+    def _append_and_prune(self, changes: ChangeSet) -> None:
         """Journal entries and events appended; archived journal entries and sent events pruned."""
         meta = self._meta_doc()
         # entries' doc ids are their seq numbers: what to prune is a range, found without a scan
@@ -354,7 +414,7 @@ class TinyDBStore:
         if self._journal_archived > pruned_upto:
             meta["journal_archived_upto"] = self._journal_archived
             self._journal.remove(doc_ids=range(pruned_upto + 1, self._journal_archived + 1))
-        journal_docs = self._append_sequenced(self._journal, changes.journal, meta, "journal_seq")
+        self._append_sequenced(self._journal, changes.journal, meta, "journal_seq")
         self._append_sequenced(self._outbox, changes.events, meta, "event_seq")
         if changes.events_sent_upto is not None and changes.events_sent_upto > meta["events_sent_upto"]:
             self._outbox.remove(doc_ids=range(meta["events_sent_upto"] + 1, changes.events_sent_upto + 1))
@@ -362,7 +422,6 @@ class TinyDBStore:
         if changes.checkpoint:
             meta["checkpoint"] = {**meta["checkpoint"], **changes.checkpoint}
         self._meta.update(lambda doc: doc.update(meta), doc_ids=[META_ID])
-        return journal_docs
 
     # -- the journal archive ------------------------------------------------------------------------
     #
@@ -371,55 +430,34 @@ class TinyDBStore:
     # stays small however long the history, and an entry is always in one of the two (possibly both
     # for a moment, after a crash: readers drop the repeat by its seq).
 
-    def _archive(self, docs: list[Document]) -> None:
-        if not docs:
-            return
-        try:
-            with self.journal_path.open("a", encoding="utf-8") as handle:
-                handle.write("".join(json.dumps(d, separators=(",", ":")) + "\n" for d in docs))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(self.journal_path, 0o600)
-            self._journal_archived = docs[-1]["seq"]
-        except OSError as exc:  # the entries stay in the state file; archived with the next write
-            log.warning("could not append to %s: %s", self.journal_path, exc)
-
-    def _archived_entries(self) -> list[dict[str, Any]]:
-        try:
-            lines = self.journal_path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        entries = []
-        for line in lines:
-            try:
-                entries.append(json.loads(line))
-            except ValueError:  # a line torn by a kill mid-append; its entry is still in the state file
-                continue
-        return entries
+    def _archive(self) -> None:
+        """Append every entry the state file holds after the archive's newest, so entries whose append
+        failed (a full disk) are archived by the next write, and only then pruned from the state file."""
+        archived = self.journal_archive.last_seq
+        if self._meta_doc()["journal_seq"] > archived:
+            self.journal_archive.append(sorted((d for d in self._journal.all() if d["seq"] > archived),
+                                               key=lambda d: d["seq"]))
 
     def _open_archive(self) -> None:
-        """At open (writer): repair a torn last line, archive entries the last run wrote but did not."""
-        data = self.journal_path.read_bytes() if self.journal_path.exists() else b""
-        if data and not data.endswith(b"\n"):
-            data = data[: data.rfind(b"\n") + 1]
-            with self.journal_path.open("r+b") as handle:
-                handle.truncate(len(data))
-        # entries are appended in seq order: the last complete line is the newest archived (no need
-        # to parse a long history at every start), unless the day archive took the newest away, and
-        # then the state file's watermark, written with that move, knows better
-        last_line = data.rstrip(b"\n").rpartition(b"\n")[2]
-        try:
-            archived = json.loads(last_line)["seq"] if last_line else 0
-        except (ValueError, KeyError, TypeError):
-            archived = 0  # unreadable: archive again what the state file holds; readers drop repeats
-        self._journal_archived = max(archived, self._meta_doc().get("journal_archived_upto", 0))
-        self._archive_unarchived()
+        """At open (writer): repair a torn last line, archive entries the last run wrote but did not, and
+        number on from the archive when the state file is behind it (it was lost or replaced)."""
+        self.journal_archive.open()
+        meta = self._meta_doc()
+        archived = self.journal_archive.last_seq
+        if archived > meta["journal_seq"]:
+            log.warning("%s numbers its journal up to %d, its archive %s up to %d (the state file was replaced or "
+                        "lost?): numbering on from %d", self.path, meta["journal_seq"], self.journal_path, archived,
+                        archived)
+            with self._one_write():
+                self._meta.update({"journal_seq": archived, "journal_archived_upto": archived}, doc_ids=[META_ID])
+        # entries are appended in seq order: the archive's newest is the last archived, unless the day
+        # archive took the newest away, and then the state file's watermark, written with that move, knows
+        self.journal_archive.last_seq = max(archived, meta.get("journal_archived_upto", 0))
+        self._archive()
 
-    def _archive_unarchived(self) -> None:
-        """Append the state file's entries the journal archive does not hold yet (an append failed, or
-        the process died between the state write and the append)."""
-        self._archive(sorted((d for d in self._journal.all() if d["seq"] > self._journal_archived),
-                             key=lambda d: d["seq"]))
+    @property
+    def _journal_archived(self) -> int:
+        return self.journal_archive.last_seq
 
     # -- the per-day archive (the rollover's) ----------------------------------------------------------
     #
@@ -434,6 +472,7 @@ class TinyDBStore:
         with self._lock:
             if self.read_only:
                 raise StoreError(f"{self.path} is open read-only")
+            self._check_still_the_writer()  # before the day files, which are written first
             cutoff = day.isoformat()  # ISO dates order as the days do
             order_days = dict(self._archived_days)
             orders: dict[str, dict[str, Doc]] = {}  # trading date → order id → order, to move
@@ -475,39 +514,21 @@ class TinyDBStore:
                 self._cache = replace(cache, orders={k: v for k, v in cache.orders.items() if k not in moving},
                                       ledger={k: v for k, v in cache.ledger.items() if k not in moving},
                                       archived=self._archived_view)
-            self._drop_from_journal_archive(moved_seqs)
+            self.journal_archive.drop(moved_seqs)
             log.info("archived %d orders and %d journal entries of %s", len(moving), len(moved_seqs), ", ".join(days))
             return len(moving)
 
     def _past_entries(self, cutoff: str, order_days: Mapping[str, str], zone: tzinfo) -> dict[str, list[Doc]]:
         """Journal entries of days before ``cutoff``, by day: an entry's day is its order's trading date,
         else the date of its time in ``zone``."""
-        self._archive_unarchived()
-        entries = {d["seq"]: d for d in self._archived_entries()}
-        entries.update((d["seq"], dict(d)) for d in self._journal.all())
+        self._archive()
         past: dict[str, list[Doc]] = {}
-        for seq in sorted(entries):
-            doc = entries[seq]
+        for doc in _merged(self.journal_archive.entries(), (dict(d) for d in self._state_entries())):
             day = order_days.get(doc.get("order_id") or "") or \
                 datetime.fromisoformat(doc["at"]).astimezone(zone).date().isoformat()
             if day < cutoff:
                 past.setdefault(day, []).append(doc)
         return past
-
-    def _drop_from_journal_archive(self, seqs: set[int]) -> None:
-        """Rewrite the journal archive without the entries the day archive now holds. If this fails
-        they are held twice (readers drop the repeat) until the next rollover moves them again."""
-        if not seqs:
-            return
-        try:
-            lines = self.journal_path.read_bytes().splitlines(keepends=True)
-            kept = [line for line in lines if _seq_of(line) not in seqs]
-            if len(kept) < len(lines):
-                atomic_write(self.journal_path, b"".join(kept))
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            log.warning("could not rewrite %s without the archived entries: %s", self.journal_path, exc)
 
     def _open_days(self) -> None:
         """Read the day archive's index. A day the state file records as archived must have its file:
@@ -567,12 +588,52 @@ def _updated(state: LocalState, changes: ChangeSet, stored: list[Order]) -> Loca
     return LocalState(orders, positions, ledger, {**state.checkpoint, **changes.checkpoint}, sent, state.archived)
 
 
-def _seq_of(line: bytes) -> int | None:
+def _merged(*streams: Iterable[Doc]) -> Iterator[Doc]:
+    """Streams of entries, each in seq order, merged in seq order; an entry held twice (a move or an
+    append interrupted) comes once."""
+    last = None
+    for doc in heapq.merge(*streams, key=lambda d: d["seq"]):
+        if doc["seq"] != last:
+            last = doc["seq"]
+            yield doc
+
+
+def _damaged(path: Path, problem: str) -> str:
+    """The message for a state file this store never writes: what is wrong and what to do."""
+    return (f"{path} {problem}: this store never writes that, so the file was damaged outside it. Restore it "
+            "from a backup, or move it away to start with an empty state (its journal archive beside it is "
+            "kept, and numbered on)")
+
+
+def _shape_problem(data: Any) -> str | None:
+    """What makes ``data`` something this store never writes, or None: a mapping of tables, each a
+    mapping of document ids to records."""
+    if not isinstance(data, dict):
+        return f"holds {'null' if data is None else type(data).__name__ + ' ' + _clip(data)}, not a mapping of tables"
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            return f"has table {name!r} holding {type(table).__name__} {_clip(table)}, not a mapping of records"
+        for doc_id, doc in table.items():
+            if not isinstance(doc, dict) or not doc_id.isdigit():
+                return f"has a record {name}[{doc_id!r}] that is not a record ({type(doc).__name__} {_clip(doc)})"
+    return None
+
+
+def _clip(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse a writer that could not save its first change: nothing can be created beside ``path`` (a
+    read-only directory or file system, a full disk)."""
     try:
-        seq: int = json.loads(line)["seq"]
-        return seq
-    except (ValueError, KeyError, TypeError):
-        return None  # a torn line: kept as it is, readers skip it
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    except OSError as exc:
+        raise StoreError(f"{path} cannot be written: creating a file in {path.parent} fails "
+                         f"({exc.strerror or exc}); fix the directory's permissions or the disk") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _position_key(doc: Mapping[str, Any]) -> str:
@@ -583,14 +644,10 @@ def _natural_key(doc: Mapping[str, Any]) -> str:
     return doc["order_id"] if "order_id" in doc else _position_key(doc)
 
 
-def journal_path(state_path: Path) -> Path:
-    return state_path.with_name(state_path.name + ".journal.jsonl")
-
-
 def store_files(state_path: Path) -> list[Path]:
     """Every file and folder that belongs to the store at ``state_path``: the state file, its journal
     archive and its per-day archive (what a reset moves aside together)."""
-    return [state_path, journal_path(state_path), DayArchive.directory_of(state_path)]
+    return [state_path, journal_path(state_path), segments_directory(state_path), DayArchive.directory_of(state_path)]
 
 
 def open_store(host: Host) -> TinyDBStore:

@@ -2,7 +2,7 @@
 
 - appends an alert line (JSON) to a file for every event worth a person's attention, dropping
   duplicates by ``event_id`` (delivery is at least once: the same event can arrive twice around a
-  crash);
+  crash), across restarts too: the file is the seen-set's durable copy (see ``AlertListener``);
 - keeps a per-symbol "hold new orders" flag while any order on that symbol is unresolved (missing
   from the broker's book, LOST, or disputed), so that a risk plugin can refuse new orders there:
   ``alert_listener.is_held(host, "INFY")``. Each change of the set is also written to the file and
@@ -18,11 +18,12 @@ state. Configuration (all optional)::
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 from hostspec import Event, OrderStatus, hookimpl, setting
 from hostspec.events import Payload
@@ -50,6 +51,8 @@ class AlertSettings:
 
 
 _listeners: dict[int, AlertListener] = {}
+SEEN_LIMIT = 10_000  # event ids remembered
+TAIL_BYTES = 4 * 1024 * 1024  # how much of the file's end is read back at startup for them
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,11 +64,21 @@ class SymbolHold(Payload):
 
 
 class AlertListener:
+    """The alert file and the hold flags of one host.
+
+    The seen-set survives a crash because the alert file is its durable copy: an alert line carries
+    its event's id, and at startup the ids of the file's last lines are read back. Appending the line
+    is one write, so an alert is written and marked seen together, atomically: a separate seen-file
+    would need a second write, and a crash between the two would either repeat the alert (seen-file
+    second) or lose it (seen-file first). A line torn by a crash is no alert: it is cut before the next
+    append, and the event, delivered again, is written whole.
+    """
+
     def __init__(self, host: Host, path: Path) -> None:
         self.host = host
         self.path = path
         self.held: frozenset[str] = frozenset()
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: OrderedDict[str, None] = OrderedDict((i, None) for i in _ids_written(path))
         self._lock = threading.Lock()
 
     def connect(self) -> None:
@@ -87,11 +100,11 @@ class AlertListener:
         with self._lock:
             if event.event_id in self._seen:
                 return
-            self._seen[event.event_id] = None
-            if len(self._seen) > 10_000:
+            self._append({"at": event.at.isoformat(), "kind": event.kind, "id": event.event_id,
+                          "symbol": event.symbol, "order_id": event.order_id, "summary": payload.summary})
+            self._seen[event.event_id] = None  # once written: an alert that failed to write is not seen
+            if len(self._seen) > SEEN_LIMIT:
                 self._seen.popitem(last=False)
-        self._write({"at": event.at.isoformat(), "kind": event.kind, "id": event.event_id,
-                     "symbol": event.symbol, "order_id": event.order_id, "summary": payload.summary})
 
     def on_cycle(self, sender: Any, **extra: Any) -> None:
         if not self._mine(sender):
@@ -104,16 +117,56 @@ class AlertListener:
         added, released = sorted(held - self.held), sorted(self.held - held)
         self.held = held
         summary = ", ".join([*(f"hold {s}" for s in added), *(f"release {s}" for s in released)])
-        self._write({"at": utcnow().isoformat(), "kind": "symbol-hold", "hold": added, "release": released,
-                     "held": sorted(held)})
+        with self._lock:
+            self._append({"at": utcnow().isoformat(), "kind": "symbol-hold", "hold": added, "release": released,
+                          "held": sorted(held)})
         self.host.emit(Event.of(SymbolHold(held=sorted(held), summary=summary), stable_id("symbol-hold", sorted(held)),
                                 utcnow()))
 
-    def _write(self, line: dict[str, Any]) -> None:
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as handle:
-                handle.write(json.dumps(line) + "\n")
+    def _append(self, line: dict[str, Any]) -> None:
+        """One line, in one write, durably; a torn last line (a crash mid-append) is cut first."""
+        data = (json.dumps(line) + "\n").encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a+b", buffering=0) as handle:
+            _cut_torn_tail(handle)
+            view = memoryview(data)
+            while view:
+                view = view[handle.write(view) or 0:]
+            os.fsync(handle.fileno())
+
+
+def _cut_torn_tail(handle: BinaryIO) -> None:
+    """Cut what follows the last complete line of an alert file open for update."""
+    end = handle.seek(0, os.SEEK_END)
+    if end:
+        handle.seek(end - 1)
+        if handle.read(1) != b"\n":
+            handle.seek(max(0, end - TAIL_BYTES))
+            tail = handle.read()
+            handle.truncate(end - len(tail) + tail.rfind(b"\n") + 1)
+
+
+def _ids_written(path: Path) -> list[str]:
+    """The event ids of the last alerts in ``path`` (at most ``SEEN_LIMIT``), read from its tail; a line
+    torn by a crash is cut first."""
+    try:
+        with path.open("r+b", buffering=0) as handle:
+            _cut_torn_tail(handle)
+    except FileNotFoundError:
+        return []
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, size - TAIL_BYTES))
+        lines = handle.read().split(b"\n")
+    ids = []
+    for line in lines[1:] if size > TAIL_BYTES else lines:  # the first line of a tail may be cut
+        try:
+            alert = json.loads(line)
+        except ValueError:  # torn by a crash: never an alert
+            continue
+        if isinstance(alert, dict) and isinstance(alert.get("id"), str):
+            ids.append(alert["id"])
+    return ids[-SEEN_LIMIT:]
 
 
 def is_held(host: Host, symbol: str) -> bool:

@@ -43,3 +43,35 @@ def test_symbol_hold_is_a_kind_of_its_own_that_every_sink_can_read_typed():
     event = Event.of(SymbolHold(held=["INFY"], summary="hold INFY"), "id", utcnow())
     assert event.data == {"held": ["INFY"], "summary": "hold INFY"}
     assert event.payload_as(SymbolHold).held == ["INFY"]
+
+
+def test_an_alert_delivered_again_after_a_crash_is_not_written_twice(tmp_path):
+    """The host crashed after writing an alert and before marking its event sent (and mid-way through
+    the next line): the restarted host delivers the event again, and the file keeps one alert for it."""
+    from hostspec.model import ChangeSet
+    from recon_plugin.events import ReconciliationError
+    from recon_plugin.stores.tinydb_store import TinyDBStore
+
+    state, alerts, config = tmp_path / "state.json", tmp_path / "alerts.jsonl", tmp_path / "paper.yaml"
+    event = Event.of(ReconciliationError(summary="fetch failed", step="fetch", error_kind="timeout", message="slow",
+                                         consecutive=1),
+                     "E-before-the-crash", utcnow())
+    store = TinyDBStore(state)
+    store.apply(ChangeSet(events=[event]))  # in the outbox, never marked sent
+    store.close()
+    alerts.write_text(json.dumps({"at": event.at.isoformat(), "kind": event.kind, "id": event.event_id,
+                                  "symbol": None, "order_id": None, "summary": "fetch failed"}) + "\n"
+                      + '{"at": "2026-11-25T09:15:00+00:00", "kind": "reconc')  # torn by the crash
+    config.write_text(textwrap.dedent(f"""
+        mode: paper
+        broker: {{name: paper}}
+        store: {{path: {state}}}
+        alerts: {{path: {alerts}}}
+        plugins: {{disabled: [demo]}}
+    """))
+    run = subprocess.run([sys.executable, "-m", "hostspec.cli", "run", "--config", str(config), "--duration", "2"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "reconciliation-error" in run.stdout  # it was delivered again, to the console
+    lines = [json.loads(line) for line in alerts.read_text().splitlines()]  # every line whole
+    assert [a["id"] for a in lines if a.get("id") == "E-before-the-crash"] == ["E-before-the-crash"]
