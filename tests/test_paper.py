@@ -87,3 +87,32 @@ def test_cancelling_a_terminal_or_unknown_order_is_refused(tmp_path):
     with pytest.raises(BrokerError, match="no paper order"):
         exchange.cancel_order("P99")
     assert exchange.order_history("P99") == []
+
+
+def test_an_order_whose_account_write_fails_was_never_placed(tmp_path, monkeypatch):
+    """Found by the soak: a place or cancel whose account write failed (a file size limit, a full disk, a
+    read-only directory) used to stay in memory, so the running host listed it, the reconciler applied its
+    fills, and a restart found an account that never held it, whose next order reused its id."""
+    import recon_plugin.brokers.paper.exchange as module
+
+    exchange = PaperExchange(tmp_path / "paper.json", seed=3, tick_seconds=0.01)
+    [working] = place(exchange, 1)
+    saved = module.save_account
+
+    def disk_full(path, account):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(module, "save_account", disk_full)
+    with pytest.raises(BrokerError, match=r"could not be written .*No space left on device.*nothing was placed"):
+        place(exchange, 1, tag_prefix="F")
+    with pytest.raises(BrokerError, match="nothing was placed or changed"):
+        exchange.cancel_order(working)
+    assert [o.broker_order_id for o in exchange.fetch_orders()] == [working]  # the failed one is not listed
+    assert exchange._account["orders"][working]["cancel_tick"] is None
+    monkeypatch.setattr(module, "save_account", saved)
+    [placed] = place(exchange, 1, tag_prefix="G")
+    exchange.close()
+    assert placed == "P00000002"  # the failed place used no id
+    reopened = PaperExchange(tmp_path / "paper.json", read_only=True)
+    assert [(o.broker_order_id, o.tag) for o in reopened.fetch_orders()] == [(working, "T0"), (placed, "G0")]
+    assert reopened.fetch_orders() == exchange.fetch_orders()  # the running exchange and the file agree

@@ -93,6 +93,19 @@ class PaperExchange:
     def _save(self, account: dict[str, Any]) -> None:
         save_account(self.path, account)
 
+    def _commit(self, orders: dict[str, dict[str, Any]], **fields: Any) -> None:
+        """Place or change ``orders`` (and set ``fields``): the account with them is written first, and
+        only once it is on disk does this exchange answer from it. A write that fails (a full disk, a
+        file size limit, a read-only directory) is a ``BrokerError`` and changes nothing: an order the
+        file does not hold was never placed, here or for any other reader, and its id is not used."""
+        account = {**self._account, **fields, "orders": {**self._account["orders"], **orders}}
+        try:
+            self._save(account)
+        except OSError as exc:
+            raise BrokerError(f"paper account {self.path} could not be written ({exc.strerror or exc}); "
+                              "nothing was placed or changed", FailureKind.TRANSIENT) from None
+        self._account = account
+
     # -- the clock --------------------------------------------------------------------------------
 
     def tick_at(self, when: datetime) -> int:
@@ -126,13 +139,12 @@ class PaperExchange:
             rng = random.Random(f"{account['seed']}:order:{seq}")
             script = draw_script(rng, self.tick_at(start), quantity, self.reject_rate, self.cancel_rate)
             broker_id = f"P{seq:08d}"
-            account["orders"][broker_id] = {
+            self._commit({broker_id: {
                 "seq": seq, "tag": tag, "exchange": exchange, "symbol": symbol, "product": product,
                 "side": side.value, "quantity": quantity, "price": str(price) if price is not None else None,
                 "placed_tick": self.tick_at(now), "trading_date": day.isoformat(),
-                "script": [[s.tick, s.action, s.quantity] for s in script], "cancel_tick": None}
-            account["next_seq"] = seq + 1
-            self._save(account)
+                "script": [[s.tick, s.action, s.quantity] for s in script], "cancel_tick": None}},
+                next_seq=seq + 1)
             return broker_id
 
     def cancel_order(self, broker_order_id: str) -> None:
@@ -146,8 +158,7 @@ class PaperExchange:
             if state.status.is_terminal:
                 raise BrokerError(f"paper order {broker_order_id} is already {state.status}", FailureKind.REJECTED)
             if order["cancel_tick"] is None:
-                order["cancel_tick"] = self.tick_at(now) + 1
-                self._save(self._account)
+                self._commit({broker_order_id: {**order, "cancel_tick": self.tick_at(now) + 1}})
 
     def fetch_orders(self) -> list[BrokerOrder]:
         return self.book_at(self.clock.now())
