@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hostspec.broker import BrokerError, FailureKind
-from hostspec.model import BrokerOrder, LocalState, Order, OrderStatus, Position, Side
+from hostspec.model import BrokerOrder, InstrumentKey, LedgerEntry, LocalState, Order, OrderStatus, Position, Side
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository: configs/, docs/, README.md
 T0 = datetime(2026, 1, 2, 9, 15, tzinfo=UTC)
@@ -109,6 +109,31 @@ def advance(local: LocalState, changes: Any) -> LocalState:
     ledger = {**local.ledger, **{e.order_id: e for e in changes.ledger}}
     checkpoint = {**local.checkpoint, **changes.checkpoint}
     return LocalState(orders, positions, ledger, checkpoint, local.events_sent_upto)
+
+
+def every_local_order_and_ledger(store: Any) -> tuple[dict[str, Order], dict[str, LedgerEntry]]:
+    """A TinyDB store's orders and ledger, the hot state's with every archived day's merged in (each
+    order held once: never in the hot state and a day both)."""
+    state = store.load()
+    orders, ledger = dict(state.orders), dict(state.ledger)
+    for day in store.archived_days():
+        archived = store.load_day(day)
+        assert archived is not None
+        assert not set(archived.orders) & set(orders)  # never held twice
+        orders.update(archived.orders)
+        ledger.update(archived.ledger)
+    return orders, ledger
+
+
+def positions_from_ledger(orders: dict[str, Order], ledger: dict[str, LedgerEntry]) -> dict[InstrumentKey, Position]:
+    """What positions must be if every ledger increment was applied exactly once: per instrument, the
+    signed sum of its orders' ledger entries."""
+    expected: dict[InstrumentKey, Position] = {}
+    for order_id, entry in ledger.items():
+        o = orders[order_id]
+        expected[o.key] = (expected.get(o.key) or Position(*o.key)).with_fill(o.side, entry.filled_qty,
+                                                                             entry.filled_value)
+    return expected
 
 
 def start_then_kill(args: Sequence[str], after: float) -> str:
@@ -260,11 +285,19 @@ def python_child(code: str, *args: str, honour_permissions: bool = False, small_
     capabilities that override file permissions (so a read-only directory is read-only to it);
     ``small_disk=(directory, kib)``: the child sees a fresh tmpfs of ``kib`` KiB mounted on ``directory``
     (gone when it exits)."""
-    command = [sys.executable, "-c", code, *args]
+    command = child_command(["-c", code, *args], honour_permissions=honour_permissions, small_disk=small_disk)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def child_command(python_args: Sequence[str], honour_permissions: bool = False,
+                  small_disk: tuple[Path, int] | None = None) -> list[str]:
+    """The command line of ``python python_args`` in a child process under a disk fault (see
+    ``python_child``), for a caller that starts it itself."""
+    command = [sys.executable, *python_args]
     if honour_permissions and os.geteuid() == 0:
         command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", *command]
     if small_disk is not None:
         directory, kib = small_disk
         command = ["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o size={kib}k tmpfs "$0" && exec "$@"',
                    str(directory), *command]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    return command

@@ -23,10 +23,10 @@ from decimal import Decimal
 import pytest
 
 from hostspec.calendar import ManualClock
-from hostspec.model import OrderStatus, Position, Side
+from hostspec.model import OrderStatus, Side
 from recon_plugin.brokers.paper import PaperExchange
 from recon_plugin.stores.tinydb_store import TinyDBStore
-from tests.helpers import order, start_then_kill
+from tests.helpers import every_local_order_and_ledger, order, positions_from_ledger, start_then_kill
 
 ROUNDS = int(os.environ.get("SOAK_ROUNDS", "25"))
 pytestmark = pytest.mark.soak
@@ -87,16 +87,6 @@ def place_orders(account_path, store_path, count=60):
     store.close()
 
 
-def positions_from_ledger(state):
-    """What positions must be if every ledger increment was applied exactly once."""
-    expected: dict[tuple[str, str, str], Position] = {}
-    for order_id, entry in state.ledger.items():
-        o = state.orders[order_id]
-        current = expected.get(o.key) or Position(*o.key)
-        expected[o.key] = current.with_fill(o.side, entry.filled_qty, entry.filled_value)
-    return expected
-
-
 def child_args(account, state, received, kill_after_write):
     return [sys.executable, "-c", CHILD, str(account), str(state), str(received), str(kill_after_write)]
 
@@ -114,7 +104,7 @@ def test_kills_at_random_instants_never_lose_or_double_a_fill(tmp_path):
         for o in state.orders.values():  # the ledger never runs ahead of the broker's fills
             entry = state.ledger.get(o.order_id)
             assert entry is None or entry.filled_qty <= broker_view[o.broker_order_id].filled_qty
-        assert {k: p for k, p in state.positions.items()} == positions_from_ledger(state)
+        assert {k: p for k, p in state.positions.items()} == positions_from_ledger(state.orders, state.ledger)
 
     time.sleep(9)  # every scripted fill has happened at the exchange by now
     child = subprocess.Popen(child_args(account, state_path, received, 0.0), stdout=subprocess.PIPE, text=True)
@@ -177,19 +167,6 @@ class Warp:
         return datetime.fromisoformat(WARP_START) + timedelta(seconds=(time.time() - self.wall0) * WARP_SPEED)
 
 
-def every_local_order_and_ledger(store: TinyDBStore) -> tuple[dict, dict]:
-    """The hot state's orders and ledger with every archived day's merged in (each order once)."""
-    state = store.load()
-    orders, ledger = dict(state.orders), dict(state.ledger)
-    for day in store.archived_days():
-        archived = store.load_day(day)
-        assert archived is not None
-        assert not set(archived.orders) & set(orders)  # never held twice
-        orders.update(archived.orders)
-        ledger.update(archived.ledger)
-    return orders, ledger
-
-
 def test_kills_across_the_close_and_the_next_morning_never_lose_or_double_a_fill(tmp_path):
     assert DAYS_CHILD.count("warp") >= 3  # the child really runs on the warped clock
     account, state_path, received = tmp_path / "paper.json", tmp_path / "state.json", tmp_path / "received.jsonl"
@@ -228,12 +205,8 @@ def test_kills_across_the_close_and_the_next_morning_never_lose_or_double_a_fill
         filled = broker_filled()
         for o in orders.values():  # the ledger never runs ahead of the broker's fills
             assert o.order_id not in ledger or ledger[o.order_id].filled_qty <= filled[o.broker_order_id]
-        expected: dict[tuple[str, str, str], Position] = {}
-        for order_id, entry in ledger.items():
-            o = orders[order_id]
-            expected[o.key] = (expected.get(o.key) or Position(*o.key)).with_fill(o.side, entry.filled_qty,
-                                                                                 entry.filled_value)
-        assert reader.load().positions == expected  # every fill applied exactly once, archive or not
+        # every fill applied exactly once, archive or not
+        assert reader.load().positions == positions_from_ledger(orders, ledger)
         reader.close()
 
     child = subprocess.Popen(args(0.0), stdout=subprocess.PIPE, text=True)  # a last run without kills
