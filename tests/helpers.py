@@ -141,6 +141,7 @@ def start_then_kill(args: Sequence[str], after: float) -> str:
 
     Returns the first line it printed (a child prints "ready" once it is working)."""
     child = subprocess.Popen(list(args), stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
     first = child.stdout.readline().strip()
     time.sleep(after)
     child.send_signal(signal.SIGKILL)
@@ -183,7 +184,8 @@ def modules_a_host_imports(config: Path, watch: Sequence[str], run_seconds: floa
     """)
     result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=cwd, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
-    return ast.literal_eval(result.stdout.strip().splitlines()[-1])
+    imported: list[str] = ast.literal_eval(result.stdout.strip().splitlines()[-1])
+    return imported
 
 
 class DayDesk:

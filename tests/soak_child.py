@@ -65,14 +65,15 @@ def say(message: Mapping[str, Any]) -> None:
 
 def _garbage(record: BrokerOrder, rng: random.Random) -> Any:
     """A malformed stand-in for ``record``, as a careless broker plugin might hand back."""
-    return rng.choice([
+    makers: list[Callable[[], Any]] = [
         lambda: None,
         lambda: {"broker_order_id": record.broker_order_id, "status": "COMPLETE"},
         lambda: replace(record, avg_price=float(record.avg_price)),  # type: ignore[arg-type]
         lambda: replace(record, filled_qty=str(record.filled_qty)),  # type: ignore[arg-type]
         lambda: replace(record, broker_order_id=None),  # type: ignore[arg-type]
         lambda: replace(record, status=record.status.value),  # type: ignore[arg-type]
-    ])()
+    ]
+    return rng.choice(makers)()
 
 
 class FaultyBroker:
@@ -270,7 +271,7 @@ def size_limit(after: float, limit: int, lasting: float) -> None:
 
 def main(argv: Sequence[str]) -> int:
     config, plan = Path(argv[0]), json.loads(argv[1])
-    logging.basicConfig(level=logging.ERROR, stream=sys.stderr,
+    logging.basicConfig(level=os.environ.get("SOAK_CHILD_LOG", "ERROR"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
 
