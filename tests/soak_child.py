@@ -45,10 +45,11 @@ from hostspec.errors import HostError
 from hostspec.hookspecs import BrokerFactory
 from hostspec.host import Host
 from hostspec.model import BrokerOrder, ChangeSet, Event, Holding, Order, OrderStatus, Position, Side, utcnow
-from hostspec.store import ConflictError, StoreError
+from hostspec.store import StoreError
 from recon_plugin.brokers.paper.exchange import PaperExchange
 from recon_plugin.brokers.paper.plugin import open_paper
 from recon_plugin.calendars.india import IndiaCalendar
+from recon_plugin.testing.demo import record_sent
 
 BROKER = "soak-paper"
 _out_lock = threading.Lock()
@@ -190,17 +191,7 @@ class OrderFlow:
                                             quantity=quantity)
         if scenario == "response-lost":
             return
-        for _ in range(5):  # record the broker id, never moving the status back (the reconciler may be ahead)
-            current = self.store.get_order(order_id)
-            if current is None or current.broker_order_id is not None:
-                break
-            status = OrderStatus.SUBMITTED if current.status is OrderStatus.PENDING else current.status
-            try:
-                self.store.record_order(replace(current, broker_order_id=broker_id, status=status,
-                                                updated_at=utcnow()))
-                break
-            except ConflictError:
-                continue
+        record_sent(self.store, order_id, broker_id)
         if scenario == "cancel-later" and not self.stop.wait(self.rng.uniform(0.1, 0.6)):
             with contextlib.suppress(BrokerError):  # already ended
                 self.broker.cancel_order(broker_id)

@@ -30,7 +30,7 @@ from hostspec.broker import BrokerError
 from hostspec.config import Section, setting
 from hostspec.host import Host
 from hostspec.model import Event, Order, OrderStatus, Side, stable_id, utcnow
-from hostspec.store import ConflictError, StoreError
+from hostspec.store import ConflictError, StateStore, StoreError
 from recon_plugin.events import DemoFlow as DemoFlowPayload
 
 log = logging.getLogger("demo")
@@ -103,24 +103,10 @@ class DemoFlow:
         if scenario == "response-lost":
             self._say(f"{order_id} {symbol} {side} {quantity} sent; the response was lost (no broker id locally)")
             return
-        self._record_sent(order_id, broker_id)
+        record_sent(self.store, order_id, broker_id)
         self._say(f"{order_id} {symbol} {side} {quantity} sent as {broker_id}")
         if scenario == "cancel-later":
             self.cancels.append((time.monotonic() + CANCEL_AFTER_SECONDS, broker_id))
-
-    def _record_sent(self, order_id: str, broker_id: str) -> None:
-        """Record the broker id, never moving the status backwards (the reconciler may be ahead)."""
-        for _ in range(5):
-            current = self.store.get_order(order_id)
-            if current is None or current.broker_order_id is not None:
-                return
-            status = OrderStatus.SUBMITTED if current.status is OrderStatus.PENDING else current.status
-            try:
-                self.store.record_order(replace(current, broker_order_id=broker_id, status=status,
-                                                updated_at=utcnow()))
-                return
-            except ConflictError:
-                continue
 
     def _cancel_due(self) -> None:
         now = time.monotonic()
@@ -134,6 +120,20 @@ class DemoFlow:
 
     def _say(self, summary: str) -> None:
         self.host.emit(Event.of(DemoFlowPayload(summary=summary), stable_id("demo", summary), utcnow()))
+
+
+def record_sent(store: StateStore, order_id: str, broker_id: str) -> None:
+    """Record a sent order's broker id, never moving its status backwards (the reconciler may be ahead)."""
+    for _ in range(5):
+        current = store.get_order(order_id)
+        if current is None or current.broker_order_id is not None:
+            return
+        status = OrderStatus.SUBMITTED if current.status is OrderStatus.PENDING else current.status
+        try:
+            store.record_order(replace(current, broker_order_id=broker_id, status=status, updated_at=utcnow()))
+            return
+        except ConflictError:
+            continue
 
 
 _flows: dict[int, DemoFlow] = {}
