@@ -75,6 +75,8 @@ class Figures:
     entries_lost: int = 0
     events_delivered: int = 0
     orders_placed: int = 0
+    ledger_entries: int = 0  # at the last check: each is checked again after every step
+    journal_entries: int = 0
 
     def lines(self) -> list[str]:
         faults = ", ".join(f"{kind} {n}" for kind, n in sorted(self.faults.items())) or "none"
@@ -82,8 +84,10 @@ class Figures:
                 f"faults injected: {sum(self.faults.values())} ({faults})",
                 f"kills survived: {self.kills_survived}; clean stops: {self.clean_stops}; "
                 f"starts refused (read-only directory): {self.starts_refused}",
-                f"paper orders placed: {self.orders_placed}; fills checked: {self.fills_checked}; "
-                f"journal entries checked: {self.journal_entries_checked}; events delivered: {self.events_delivered}",
+                f"paper orders placed: {self.orders_placed}; fills checked: {self.fills_checked} (the "
+                f"{self.ledger_entries} ledger entries, after every step); journal entries checked: "
+                f"{self.journal_entries_checked} (the {self.journal_entries} entries, after every step)",
+                f"events delivered: {self.events_delivered}",
                 f"entries lost: {self.entries_lost}"]
 
 
@@ -94,7 +98,6 @@ class Observed:
     journal: dict[int, str] = field(default_factory=dict)  # seq -> entry id
     event_ids: dict[int, str] = field(default_factory=dict)  # seq -> event id, as first delivered
     event_seqs: dict[str, int] = field(default_factory=dict)  # a fill's event id -> seq
-    event_kinds: dict[int, str] = field(default_factory=dict)
 
 
 # -- the schedule ----------------------------------------------------------------------------------------
@@ -191,6 +194,16 @@ def live(config: Path, plan: dict[str, Any], honour_permissions: bool,
         child.stdout.close()
         child.stderr.close()
     return Life(messages, child.returncode, "".join(errors), ready.is_set())
+
+
+def stop(child: subprocess.Popen[str], within: float = 60.0) -> None:
+    """SIGTERM: the host stops cleanly (exit 0); if it has not within ``within`` seconds, SIGKILL (exit -9:
+    the caller reports it)."""
+    child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(within)
+    except subprocess.TimeoutExpired:
+        child.kill()
 
 
 # -- the checks -----------------------------------------------------------------------------------------
@@ -338,7 +351,6 @@ def check_events(lives: list[list[tuple[int, str, str]]], sent_upto: int, observ
             other = observed.event_seqs.setdefault(event_id, seq) if kind in ONCE_ONLY else seq
             if other != seq:
                 problems.append(f"event {event_id} ({kind}) written twice, as seq {other} and seq {seq}")
-            observed.event_kinds[seq] = kind
     never = sorted(set(range(1, sent_upto + 1)) - observed.event_ids.keys())
     if never:
         problems.append(f"{len(never)} events marked sent were never delivered: seqs {never[:10]}")
@@ -434,11 +446,7 @@ class Soak:
                 self.directory.chmod(0o755)
         time.sleep(max(0.0, plan["run"] - (time.monotonic() - started)))
         if plan["stop"] == "term":
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(60)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            stop(child)
         else:
             child.send_signal(signal.SIGKILL)
 
@@ -451,11 +459,14 @@ class Soak:
                 self.figures.faults[m["fault"]] += 1
         self.figures.events_delivered += len(deliveries)
         killed = life.returncode == -signal.SIGKILL
+        killed_itself = any(m.get("fault") == "kill:after-write" for m in life.messages)
         problems = []
-        if not life.ready and not killed:
-            problems.append(f"the host did not start (exit {life.returncode})")
-        elif not killed and life.returncode != 0:
-            problems.append(f"the host stopped with exit status {life.returncode}")
+        if not life.ready and not killed_itself:
+            problems.append(f"the host did not start within {READY_WITHIN:g} s (exit {life.returncode})")
+        elif plan["stop"] == "term" and not killed_itself and life.returncode != 0:
+            problems.append(f"the host did not stop cleanly on SIGTERM (exit {life.returncode})")
+        elif plan["stop"] == "kill" and not killed:
+            problems.append(f"the host ended by itself before its kill (exit {life.returncode})")
         checked = self.check(step, [deliveries], life, problems=problems)
         if killed:
             self.figures.kills_survived += 1
@@ -479,6 +490,7 @@ class Soak:
         self.figures.fills_checked += checked.fills
         self.figures.journal_entries_checked += checked.journal_entries
         self.figures.entries_lost += checked.lost
+        self.figures.ledger_entries, self.figures.journal_entries = checked.fills, checked.journal_entries
         if self.account_path.exists():
             self.figures.orders_placed = len(PaperExchange(self.account_path, read_only=True)._account["orders"])
 
@@ -528,8 +540,7 @@ class Soak:
 
         def settle(child: subprocess.Popen[str]) -> None:
             self._wait_until_settled()
-            child.send_signal(signal.SIGTERM)
-            child.wait(60)
+            stop(child)
 
         life = live(self.config, plan, self.read_only_possible, settle)
         lives.append([(m["event"][0], m["event"][1], m["event"][2]) for m in life.messages if "event" in m])

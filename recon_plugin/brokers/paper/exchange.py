@@ -9,7 +9,8 @@ of those, the clock and the market calendar, so:
   while it was down have happened, as they would at a real broker);
 - another process (``tradehost recon check``) reading the file sees exactly the same book;
 - the same seed and the same order flow give the same run, whatever the polling pattern;
-- the file changes only when an order is placed or cancelled, through an atomic write.
+- the file changes only when an order is placed or cancelled, through an atomic write, and the exchange
+  answers from the new account only once it is written (a failed write places or cancels nothing).
 
 It lives through trading days as the Kite simulator does (``recon_plugin.calendars.days`` and
 ``recon_plugin.brokers.overnight``): the book holds the current trading day's orders (and AMOs for
