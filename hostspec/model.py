@@ -279,6 +279,34 @@ def positions_from_fills(orders: Iterable[BrokerOrder],
 
 
 @dataclass(frozen=True, slots=True)
+class Trade:
+    """One execution the broker reports for an order: its own quantity and exact price, never an
+    average. ``identity`` names it across requests, processes and days; a broker plugin that knows
+    more about its trade ids may not assume more than they promise (Kite: ``trade_id`` is exchange
+    generated, unique only with the exchange, the order and the day)."""
+
+    trade_id: str
+    broker_order_id: str
+    exchange: str
+    symbol: str
+    product: str
+    side: Side
+    quantity: int
+    price: Decimal
+    filled_at: datetime | None = None
+
+    @property
+    def identity(self) -> str:
+        """Exchange, trade id, order id and trading day (the fill's date in its own time zone)."""
+        day = self.filled_at.date().isoformat() if self.filled_at is not None else "-"
+        return f"{self.exchange}|{self.trade_id}|{self.broker_order_id}|{day}"
+
+    @property
+    def value(self) -> Decimal:
+        return self.price * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """What has been applied to positions for one order: cumulative quantity and exact value.
 
