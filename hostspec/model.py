@@ -146,6 +146,9 @@ class Order:
     """The local order this one was made from (an autoslice child, an iceberg leg, a cover order's second
     leg), or the broker's reference to what placed it when no local order did (``gtt:<id>``)."""
     tags: tuple[str, ...] = field(default=(), metadata=SPARSE)
+    seen_at: datetime | None = field(default=None, metadata=SPARSE)
+    """The broker's update time of the newest report of it applied: an older report (a poll that
+    started before a push, a push older than the last poll) changes nothing."""
 
     @property
     def key(self) -> InstrumentKey:

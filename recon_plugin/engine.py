@@ -129,7 +129,9 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
     b = PlanBuilder(state, settings, snapshot.fetched_at, snapshot.calendar)
     b.queried = snapshot.queried
     b.unanswered = snapshot.unanswered
-    b.run, b.sequence = snapshot.run, snapshot.sequence
+    b.run, b.sequence, b.partial = snapshot.run, snapshot.sequence, snapshot.partial
+    if snapshot.partial:
+        return _plan_partial(b, state, snapshot)
     if stale := _stale(state, snapshot):
         b.decide(Rule.STALE_SNAPSHOT, stale, None, None)
         return Plan(ChangeSet(), b.decisions, [])
@@ -171,6 +173,23 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
     return b.build()
 
 
+def _plan_partial(b: PlanBuilder, state: LocalState, snapshot: Snapshot) -> Plan:
+    """A partial snapshot (a push: some orders, as the broker just reported them) through the same
+    rules as a poll, for those orders only: it says nothing about any other order (none is missing),
+    nor about positions; a pushed order no local order accounts for is adopted (or linked to its
+    parent) like a polled one. Which report of one order is newer is decided per order, by its broker
+    time (``reconcile_seen``), never by the run's snapshot order: a poll that started before a push may
+    be applied after it."""
+    m = match_book(state, snapshot.orders, snapshot.order_tag, snapshot.unreadable)
+    for order, bo in zip(m.orders, m.brokers, strict=True):
+        if not in_sync(order, bo, state.ledger.get(order.order_id)):
+            reconcile_seen(b, order, bo)
+    m.missing = []
+    if m.unmatched:
+        _reconcile_unpaired(b, state, snapshot.orders, m, prune_reported=False)
+    return b.build()
+
+
 def _stale(state: LocalState, snapshot: Snapshot) -> str | None:
     """Why ``snapshot`` is older than the last one applied (None: it is not). Within one run the
     snapshots' sequence decides; a snapshot of another run (the previous process is gone: one writer
@@ -189,7 +208,8 @@ def _stale(state: LocalState, snapshot: Snapshot) -> str | None:
     return None
 
 
-def _reconcile_unpaired(b: PlanBuilder, state: LocalState, book: list[BrokerOrder], m: Matching) -> None:
+def _reconcile_unpaired(b: PlanBuilder, state: LocalState, book: list[BrokerOrder], m: Matching,
+                        prune_reported: bool = True) -> None:
     """The local orders the book does not list and the broker orders no local order accounts for.
 
     A broker order made of another (``BrokerOrder.parent_order_id``) whose parent is a local order is
@@ -215,7 +235,7 @@ def _reconcile_unpaired(b: PlanBuilder, state: LocalState, book: list[BrokerOrde
         else:
             reconcile_external(b, bo)
     reported = b.checkpoint.get("reported_external", state.checkpoint.get("reported_external"))
-    if reported:  # external orders reported and not adopted: remembered while the book lists them
+    if reported and prune_reported:  # external orders reported and not adopted: remembered while the book lists them
         listed = {bo.broker_order_id for bo in m.unmatched}
         if (kept := [i for i in reported if i in listed]) != reported:
             b.checkpoint["reported_external"] = kept

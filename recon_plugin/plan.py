@@ -77,6 +77,9 @@ class Snapshot:
     (``recon_plugin.seam``): their local orders are left as they are this cycle, never missing."""
     unidentified: tuple[str, ...] = ()
     """Malformed records without a readable id: no order is counted missing this cycle."""
+    partial: bool = False
+    """Some orders only, as pushed (``hostspec.broker.PushSink.order``): nothing about any other order
+    or about positions."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class PlanBuilder:
         self.reused: list[tuple[Order, BrokerOrder]] = []  # ended orders whose broker id now lists another instrument
         self.run: str | None = None  # the snapshot's run and sequence, recorded with every write
         self.sequence = 0
+        self.partial = False  # a push: its write records no snapshot time (a poll's ordering is not a push's)
         self.journal: list[JournalEntry] = []
         self.events: list[Event] = []
         self.fills: list[Fill] = []
@@ -253,7 +257,7 @@ class PlanBuilder:
             orders=list(self.orders.values()), positions=list(self.positions.values()),
             ledger=list(self.ledger.values()),
             journal=self.journal, events=self.events, checkpoint=self.checkpoint)
-        if not changes.is_empty():
+        if not changes.is_empty() and not self.partial:
             changes.checkpoint = {**self.checkpoint, "last_snapshot_at": self.now.isoformat(),
                                   "last_snapshot_run": self.run, "last_snapshot_sequence": self.sequence}
         return Plan(changes, self.decisions, self.fills)

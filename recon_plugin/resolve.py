@@ -110,6 +110,9 @@ def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
     if order.status.is_terminal and (bo.side, bo.key) != (order.side, order.key):
         b.reused.append((order, bo))  # its id reused for another instrument: an ended order never changes
         return
+    if order.seen_at is not None and bo.updated_at is not None and (bo.updated_at < order.seen_at or (
+            b.partial and bo.updated_at == order.seen_at and bo.filled_qty < b.applied(order.order_id).filled_qty)):
+        return  # an older report than one applied (a poll begun before a push, a late push): nothing new
     changes: dict[str, object] = {}
     if order.broker_order_id is None:
         changes["broker_order_id"] = bo.broker_order_id
@@ -159,6 +162,8 @@ def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
         changes.update(filled_qty=fill.cumulative_qty, avg_price=bo.avg_price)
     if not changes:
         return
+    if bo.updated_at is not None and (order.seen_at is None or bo.updated_at > order.seen_at):
+        changes["seen_at"] = bo.updated_at
     updated = b.update_order(order, **changes, broker_status=bo.raw_status, message=bo.message)
     _announce_status(b, order, updated, bo, fill)
 

@@ -30,7 +30,8 @@ def kite(kite_sim):
 
 def reconciler(kite, store, mode=Mode.LIVE):
     events = []
-    r = Reconciler(kite, store, Settings(mode=mode, missing_grace_seconds=0, interval_seconds=0.05),
+    r = Reconciler(kite, store, Settings(mode=mode, missing_grace_seconds=0, interval_seconds=0.05,
+                                         position_settle_seconds=0),  # cycles here are milliseconds apart
                    emit=events.append)
     return r, events
 
