@@ -315,11 +315,14 @@ class LedgerEntry:
 
     The ledger is the exactly-once guard: a fill is applied only for quantity beyond ``filled_qty``,
     and the entry is written in the same atomic store write as the position change it causes.
+    ``trades`` are the identities (``Trade.identity``) of the broker's trades applied: when they
+    cover ``filled_qty``, ``filled_value`` is their exact sum, not an inference from an average.
     """
 
     order_id: str
     filled_qty: int = 0
     filled_value: Decimal = ZERO
+    trades: tuple[str, ...] = field(default=(), metadata=SPARSE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from hostspec.calendar import MarketCalendar
-from hostspec.model import BrokerOrder, ChangeSet, LedgerEntry, LocalState, Mode, Order, OrderStatus
+from hostspec.model import BrokerOrder, ChangeSet, LedgerEntry, LocalState, Mode, Order, OrderStatus, Trade
 from recon_plugin.plan import Plan, PlanBuilder, Snapshot
 from recon_plugin.resolve import (
     current_state,
@@ -25,6 +25,7 @@ from recon_plugin.resolve import (
     reconcile_parent,
     reconcile_positions,
     reconcile_seen,
+    reconcile_trades,
     report_anomalies,
 )
 from recon_plugin.rules import Rule
@@ -155,7 +156,9 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
             memo.orders, memo.brokers, memo.ledger = [], [], None
     if m.missing or m.unmatched or state.checkpoint.get("reported_external"):
         _reconcile_unpaired(b, state, snapshot.orders, m)
-    if (m.duplicates or m.double_claims or b.reused or snapshot.unreadable or snapshot.unidentified
+    if snapshot.trades is not None:
+        _reconcile_trades(b, state, m, snapshot.trades)
+    if (m.duplicates or m.double_claims or b.reused or b.anomalies or snapshot.unreadable or snapshot.unidentified
             or state.checkpoint.get("book_anomalies")):
         report_anomalies(b, m.duplicates, m.double_claims, {**snapshot.unreadable, **{
             f"#{i}": text for i, text in enumerate(snapshot.unidentified)}})
@@ -188,6 +191,25 @@ def _plan_partial(b: PlanBuilder, state: LocalState, snapshot: Snapshot) -> Plan
     if m.unmatched:
         _reconcile_unpaired(b, state, snapshot.orders, m, prune_reported=False)
     return b.build()
+
+
+def _reconcile_trades(b: PlanBuilder, state: LocalState, m: Matching, trades: Mapping[str, list[Trade]]) -> None:
+    """The day's trades against the orders they belong to: matched orders (and today's local orders the
+    book no longer lists) by broker id. A trade of an order no local order accounts for, and that the
+    book does not list either, is reported once; it is never applied on its own."""
+    local = {o.broker_order_id: o for o in state.orders.values() if o.broker_order_id is not None}
+    for new in b.orders.values():  # orders adopted or linked this cycle
+        if new.broker_order_id is not None:
+            local.setdefault(new.broker_order_id, new)
+    listed = {bo.broker_order_id for bo in m.unmatched}
+    for broker_id, of_order in trades.items():
+        owner = local.get(broker_id)
+        if owner is not None:
+            reconcile_trades(b, b.orders.get(owner.order_id, owner), of_order)
+        elif broker_id not in listed and broker_id not in state.archived:
+            b.anomalies[f"trade-of-unknown:{broker_id}"] = (
+                f"{len(of_order)} trades of broker order {broker_id} ({of_order[0].symbol}), which no local order "
+                "accounts for and the book does not list: not applied")
 
 
 def _stale(state: LocalState, snapshot: Snapshot) -> str | None:

@@ -30,6 +30,7 @@ from hostspec.model import (
     Order,
     Position,
     Side,
+    Trade,
     key_str,
     stable_id,
 )
@@ -80,6 +81,9 @@ class Snapshot:
     partial: bool = False
     """Some orders only, as pushed (``hostspec.broker.PushSink.order``): nothing about any other order
     or about positions."""
+    trades: Mapping[str, list[Trade]] | None = None
+    """The day's trades by broker order id, when read this cycle (``hostspec.broker.TradesBroker``);
+    None: not read (inferred fills stand until they are)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,7 @@ class PlanBuilder:
         self.checkpoint: dict[str, Any] = {}
         self.decisions: list[Decision] = []
         self.filled_keys: set[InstrumentKey] = set()  # positions a fill moved this cycle
+        self.anomalies: dict[str, str] = {}  # found by a rule, reported once while they last (report_anomalies)
         self.reused: list[tuple[Order, BrokerOrder]] = []  # ended orders whose broker id now lists another instrument
         self.run: str | None = None  # the snapshot's run and sequence, recorded with every write
         self.sequence = 0

@@ -15,6 +15,7 @@ Invariants every rule keeps, whatever the broker sends:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypedDict
@@ -30,6 +31,7 @@ from hostspec.model import (
     OrderStatus,
     Position,
     Side,
+    Trade,
     key_str,
     stable_id,
 )
@@ -151,6 +153,8 @@ def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
         reports.append((rule, f"broker says {target} ({bo.raw_status}), local {order.status}; ignored"))
 
     fingerprint = "|".join(f"{rule}:{bo.raw_status}:{bo.filled_qty}" for rule, _ in reports) or None
+    if fingerprint is None and (order.open_discrepancy or "").startswith(BUSTED_TRADES):
+        fingerprint = order.open_discrepancy  # the trades' own alarm: cleared by the trades (or a person) only
     if fingerprint != order.open_discrepancy:
         changes["open_discrepancy"] = fingerprint
         for rule, action in reports:
@@ -172,6 +176,8 @@ def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
                     reports: list[tuple[Rule, str]]) -> Fill | None:
     """Apply the fill increment the broker's cumulative figures imply, if any."""
     applied = b.applied(order.order_id)
+    if bo.filled_qty < applied.filled_qty and applied.trades:
+        return None  # the trades applied are ahead of the book: it catches up (a bust shows in the trades)
     if bo.filled_qty < applied.filled_qty:
         reports.append((R.TRADE_BUST, f"broker reports {bo.filled_qty} filled at average {bo.avg_price}, "
                                       f"{applied.filled_qty} worth {applied.filled_value} already applied; "
@@ -179,8 +185,8 @@ def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
         return None
     total_value = bo.avg_price * bo.filled_qty
     if bo.filled_qty == applied.filled_qty:
-        if bo.filled_qty and bo.avg_price and total_value != applied.filled_value:
-            _correct_value(b, order, bo, applied, total_value)
+        if bo.filled_qty and bo.avg_price and total_value != applied.filled_value and not applied.trades:
+            _correct_value(b, order, bo, applied, total_value)  # trades, once applied, are exact: they stand
         return None
     quantity = bo.filled_qty - applied.filled_qty
     value = total_value - applied.filled_value
@@ -200,19 +206,96 @@ def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
     return fill
 
 
-def _correct_value(b: PlanBuilder, order: Order, bo: BrokerOrder, applied: LedgerEntry, value: Decimal) -> None:
+BUSTED_TRADES = "trade-bust:trades:"
+"""An order's ``open_discrepancy`` while trades applied to it are gone from the broker's trades."""
+
+
+def reconcile_trades(b: PlanBuilder, order: Order, trades: list[Trade]) -> None:
+    """The broker's trades of one order: the fills themselves, each its own quantity and exact price.
+
+    Applied once by identity, whatever arrived first. Trades that cover the quantity already applied
+    (inferred from the order's cumulative figures) replace that inference: its value is corrected by
+    the exact difference (``value-corrected``, a ``fill-corrected`` event naming both); quantity beyond
+    it is applied trade by trade (``fill``/``partial-fill``, each fill at its trade's price). Trades
+    short of the quantity applied wait for the rest (the trade book may trail the order book); an
+    ended order whose trades still disagree is reported once (``trades-disagree``), with both figures.
+    """
+    applied = b.applied(order.order_id)
+    known = set(applied.trades)
+    if gone := known - {t.identity for t in trades}:  # a bust: reported once, nothing undone by itself
+        fingerprint = f"{BUSTED_TRADES}{','.join(sorted(gone))}"
+        if fingerprint != order.open_discrepancy:
+            b.update_order(order, open_discrepancy=fingerprint)
+            b.decide(R.TRADE_BUST, f"trades applied are gone from the broker's trades: {', '.join(sorted(gone))}; "
+                     f"{applied.filled_qty} filled stays applied until a person resolves it", order, None,
+                     summary=f"{order.order_id} {order.symbol}: {len(gone)} trades busted (gone from the broker's)")
+        return
+    if (order.open_discrepancy or "").startswith(BUSTED_TRADES):
+        order = b.update_order(order, open_discrepancy=None)  # the busted trades are listed again
+    if all(t.identity in known for t in trades):
+        return
+    ordered = sorted(trades, key=lambda t: (t.filled_at or b.now, t.trade_id))
+    traded_qty = sum(t.quantity for t in ordered)
+    if traded_qty < applied.filled_qty:
+        current = b.orders.get(order.order_id, order)
+        if current.status.is_terminal:
+            b.anomalies[f"trades:{order.order_id}:{traded_qty}"] = (
+                f"{order.order_id} {order.symbol}: its trades sum to {traded_qty} ({len(ordered)} trades), "
+                f"{applied.filled_qty} filled applied; waiting for the broker's trades to agree")
+        return
+    covered, value_covered, fills = applied.filled_qty, ZERO, []
+    for trade in ordered:  # the first ``covered`` units were applied by inference; the rest are new
+        inside = min(trade.quantity, covered)
+        value_covered += trade.price * inside
+        covered -= inside
+        if trade.quantity > inside:
+            fills.append((trade, trade.quantity - inside))
+    ledger = LedgerEntry(order.order_id, traded_qty, sum((t.value for t in ordered), ZERO),
+                         tuple(sorted(t.identity for t in ordered)))
+    if applied.filled_qty and value_covered != applied.filled_value:
+        _correct_value(b, order, None, applied, value_covered, replace(applied, filled_value=value_covered),
+                       why="replaced by the broker's trades")
+    before = b.orders.get(order.order_id, order)
+    cumulative = applied.filled_qty
+    for trade, quantity in fills:
+        cumulative += quantity
+        value = trade.price * quantity
+        fill = Fill(fill_id=stable_id("trade", order.order_id, trade.identity), order_id=order.order_id,
+                    broker_order_id=trade.broker_order_id, exchange=trade.exchange, symbol=trade.symbol,
+                    product=trade.product, side=trade.side, quantity=quantity, value=value, price=trade.price,
+                    cumulative_qty=cumulative, at=b.now)
+        b.add_fill(fill, ledger)
+        status = before.status if before.status.is_terminal else (
+            S.FILLED if cumulative >= before.quantity else S.PARTIAL)
+        after = b.update_order(before, filled_qty=cumulative, status=status)
+        rule = _fill_rule(before, status)
+        who = f"{after.order_id} {after.symbol} {after.side.value}"
+        b.decide(rule, f"applied {quantity} @ {price_text(trade.price)} (trade {trade.trade_id})", before, None,
+                 event=OrderFilled(**_order_fields(before, after), rule=rule, fill_id=fill.fill_id, fill_qty=quantity,
+                                   fill_price=trade.price, fill_value=value,
+                                   summary=f"{who} +{quantity} @ {price_text(trade.price)} ({cumulative}/"
+                                           f"{after.quantity}, {after.status}) [{rule}, trade {trade.trade_id}]"))
+        before = after
+    b.ledger[order.order_id] = ledger
+
+
+def _correct_value(b: PlanBuilder, order: Order, bo: BrokerOrder | None, applied: LedgerEntry, value: Decimal,
+                   ledger: LedgerEntry | None = None, why: str = "revised by the broker") -> None:
     """The broker revised the average price of fills already applied (same quantity, another value):
     the position and the ledger take the exact difference, announced with both values."""
     difference = value - applied.filled_value
-    b.correct_value(bo.key, bo.side, difference, LedgerEntry(order.order_id, applied.filled_qty, value))
+    b.correct_value(order.key, order.side, difference,
+                    ledger or LedgerEntry(order.order_id, applied.filled_qty, value, applied.trades))
     who = f"{order.order_id} {order.symbol} {order.side.value}"
-    updated = b.update_order(order, avg_price=bo.avg_price)
-    b.decide(R.VALUE_CORRECTED, f"average {order.avg_price} -> {bo.avg_price} on {applied.filled_qty} filled: value "
-             f"{applied.filled_value} -> {value} ({difference:+})", order, bo, event=FillCorrected(
+    updated = b.update_order(order, avg_price=bo.avg_price) if bo is not None else b.update_order(order)
+    average = value / applied.filled_qty
+    b.decide(R.VALUE_CORRECTED, f"value of {applied.filled_qty} filled {why}: {applied.filled_value} -> {value} "
+             f"({difference:+})", order, bo, event=FillCorrected(
                  **_order_fields(order, updated), rule=R.VALUE_CORRECTED, previous_value=applied.filled_value,
                  value=value, difference=difference,
-                 summary=f"{who} average {price_text(order.avg_price or ZERO)} -> {price_text(bo.avg_price)} "
-                         f"on {applied.filled_qty} filled ({difference:+}) [value-corrected]"))
+                 summary=f"{who} average {price_text(applied.filled_value / applied.filled_qty)} -> "
+                         f"{price_text(average)} on {applied.filled_qty} filled, {why} ({difference:+}) "
+                         "[value-corrected]"))
 
 
 def _fill_rule(order: Order, target: OrderStatus) -> Rule:
@@ -290,6 +373,7 @@ def report_anomalies(b: PlanBuilder, duplicates: dict[str, list[BrokerOrder]],
     come back."""
     seen: dict[str, str] = {f"malformed:{key}": f"{text}; set aside (the rest reconciles)"
                             for key, text in malformed.items()}
+    seen.update(b.anomalies)
     for broker_id, rows in duplicates.items():
         seen[f"duplicate:{broker_id}"] = (f"broker order {broker_id} listed {len(rows)} times in one book ("
                                           + ", ".join(f"{r.symbol} {r.raw_status} {r.filled_qty}" for r in rows)
