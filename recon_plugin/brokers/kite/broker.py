@@ -27,11 +27,17 @@ from typing import Any, TypeVar
 from hostspec.broker import BrokerError, FailureKind
 from hostspec.errors import ConfigError
 from hostspec.host import Host
-from hostspec.model import BrokerOrder, Holding, Position, Side
+from hostspec.model import BrokerOrder, Holding, Position, Side, Trade
 from hostspec.secrets import redact, register_secret
 from recon_plugin.brokers.kite.orders import DEFAULT_MARKET_PROTECTION, modify_request, order_request
 from recon_plugin.brokers.kite.settings import KiteSettings, variable_name_problem
-from recon_plugin.brokers.kite.statuses import OrderParser, holding_from_kite, order_from_kite, position_from_kite
+from recon_plugin.brokers.kite.statuses import (
+    OrderParser,
+    holding_from_kite,
+    order_from_kite,
+    position_from_kite,
+    trade_from_kite,
+)
 from recon_plugin.brokers.kite.tags import order_tag
 
 log = logging.getLogger(__name__)
@@ -224,6 +230,19 @@ class KiteBroker:
             return [position_from_kite(row) for row in data["net"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise BrokerError(f"GET /portfolio/positions: unreadable body ({type(exc).__name__}: {exc})",
+                              FailureKind.UNREADABLE) from None
+
+    def fetch_trades(self) -> list[Trade]:
+        """``GET /trades`` (``hostspec.broker.TradesBroker``): the day's trades, every row or none."""
+        what = "GET /trades"
+        rows = self._call(what, lambda: self._kite._get("trades"))
+        if not isinstance(rows, list):
+            raise BrokerError(f"{what}: expected a list, got {type(rows).__name__}", FailureKind.UNREADABLE)
+        try:
+            with gc_paused():
+                return [trade_from_kite(row) for row in rows]
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise BrokerError(f"{what}: unreadable trade record ({type(exc).__name__}: {exc})",
                               FailureKind.UNREADABLE) from None
 
     def fetch_holdings(self) -> list[Holding]:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
-from hostspec.model import BrokerOrder, Holding, OrderStatus, Position, Side
+from hostspec.model import BrokerOrder, Holding, OrderStatus, Position, Side, Trade
 
 S = OrderStatus
 
@@ -204,3 +204,12 @@ def holding_from_kite(row: dict[str, Any]) -> Holding:
         exchange=row["exchange"], symbol=row["tradingsymbol"], quantity=int(row["quantity"]),
         t1_quantity=int(row.get("t1_quantity") or 0), realised_quantity=int(row.get("realised_quantity") or 0),
         average_price=to_decimal(row.get("average_price")))
+
+
+def trade_from_kite(row: dict[str, Any]) -> Trade:
+    """One entry of ``/trades`` (or an order's trades) in the canonical model: the trade's own quantity
+    and its price (``average_price``, the exact decimal of what Kite sent)."""
+    return Trade(trade_id=str(row["trade_id"]), broker_order_id=str(row["order_id"]), exchange=row["exchange"],
+                 symbol=row["tradingsymbol"], product=row["product"], side=Side(row["transaction_type"]),
+                 quantity=int(row["quantity"]), price=to_decimal(row["average_price"]),
+                 filled_at=parse_time(row.get("fill_timestamp") or row.get("exchange_timestamp")))
