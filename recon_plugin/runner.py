@@ -22,11 +22,20 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from hostspec.broker import Broker, BrokerError, FailureKind, HoldingsBroker, TaggingBroker, TradesBroker
+from hostspec.broker import (
+    Broker,
+    BrokerError,
+    FailureKind,
+    HoldingsBroker,
+    PushingBroker,
+    TaggingBroker,
+    TradesBroker,
+)
 from hostspec.calendar import Clock, MarketCalendar, SystemClock
 from hostspec.events import Payload
 from hostspec.host import Host
 from hostspec.model import BrokerOrder, ChangeSet, Event, Holding, Mode, OrderStatus, Trade, stable_id
+from hostspec.secrets import redact
 from hostspec.store import ConflictError, StateStore, StoreError
 from recon_plugin import signals
 from recon_plugin.engine import SyncMemo, orders_to_query, plan_cycle
@@ -60,6 +69,29 @@ class CycleReport:
     dry_run: bool = False
     error: str | None = None
     decisions: list[Decision] = field(default_factory=list)
+    pushed: bool = False  # applied pushed updates (a partial snapshot), not a poll: not counted as a cycle
+
+
+class PushReceiver:
+    """``hostspec.broker.PushSink`` for a reconciler: callable from any thread, it hands everything to
+    the reconciler's loop and returns at once."""
+
+    def __init__(self, reconciler: Reconciler, loop: asyncio.AbstractEventLoop) -> None:
+        self._reconciler = reconciler
+        self._loop = loop
+
+    def _soon(self, callback: Callable[..., None], *args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: the host is stopping
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def order(self, update: BrokerOrder) -> None:
+        self._soon(self._reconciler.on_push, update)
+
+    def connected(self) -> None:
+        self._soon(self._reconciler.on_push_connected)
+
+    def disconnected(self, reason: str) -> None:
+        self._soon(self._reconciler.on_push_disconnected, redact(reason))
 
 
 def make_reconciler(host: Host, settings: Settings) -> Reconciler:
@@ -103,6 +135,9 @@ class Reconciler:
         self._snapshots = 0
         self._book_checker = OrderChecker(broker.name)  # what the plugin hands back, checked at the seam
         self._trades_read_at: datetime | None = None
+        self._wake: asyncio.Event | None = None  # set to poll at once (a push channel reconnected)
+        self._pushes: list[BrokerOrder] = []  # pushed updates waiting for the loop
+        self.push_connected = False
         self._filled_seen: dict[str, int] = {}  # each order's filled quantity when the trades were last read
         self._rate_limited = 0
         self._session_expired = False
@@ -204,7 +239,7 @@ class Reconciler:
             plan = plan_cycle(self.store.load(), snapshot, self.settings, self._memo)
             if self.dry_run:
                 self._log_decisions(plan, "dry-run: would ")
-                return self._finish(CycleReport(plan=plan, dry_run=True), start)
+                return self._finish(CycleReport(plan=plan, dry_run=True, pushed=snapshot.partial), start)
             changes = plan.changes
             if not changes.is_empty():
                 changes.events_sent_upto = self.publisher.watermark()
@@ -222,7 +257,7 @@ class Reconciler:
         self.stats.fills_applied += len(plan.fills)
         self.stats.store_writes += writes
         self.stats.discrepancies.update(d.rule.value for d in plan.decisions)
-        report = CycleReport(plan=plan, writes=writes, published=self._publish())
+        report = CycleReport(plan=plan, writes=writes, published=self._publish(), pushed=snapshot.partial)
         self._archive_past_days(snapshot.fetched_at, plan)
         return self._finish(report, start)
 
@@ -269,6 +304,8 @@ class Reconciler:
     def _finish(self, report: CycleReport, start: float) -> CycleReport:
         report.duration_ms = (time.perf_counter() - start) * 1000
         report.decisions = report.plan.decisions if report.plan else []
+        if report.pushed:
+            return report
         self.stats.cycles += 1
         self.stats.consecutive_failures = 0
         self.stats.last_cycle_at = self.clock.now().isoformat()
@@ -410,15 +447,70 @@ class Reconciler:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
+        self._wake = asyncio.Event()
         self._started.set()
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recon-fetch")
+        self._start_push()
         try:
             while not self._stop_event.is_set():
+                self._wake.clear()
                 await self._cycle(executor)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop_event.wait(), self.next_delay)
+                waiters = {asyncio.ensure_future(self._stop_event.wait()), asyncio.ensure_future(self._wake.wait())}
+                _, pending = await asyncio.wait(waiters, timeout=self._poll_delay(),
+                                                return_when=asyncio.FIRST_COMPLETED)
+                for waiter in pending:
+                    waiter.cancel()
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- pushed updates -----------------------------------------------------------------------------
+
+    def _start_push(self) -> None:
+        """Start the broker's push channel (``hostspec.broker.PushingBroker``), if it has one and the
+        settings allow it. A failure to start is counted and logged: polling carries on alone."""
+        if not (self.settings.push and isinstance(self.broker, PushingBroker)) or self._loop is None:
+            return
+        try:
+            self.broker.start_push(self._loop, PushReceiver(self, self._loop))
+        except Exception as exc:
+            self._record_failure("push", exc)
+
+    def _poll_delay(self) -> float:
+        """The wait before the next poll: slower while the push channel is healthy (pushes carry the
+        news; the poll is the backstop), the interval (or a failure's back-off) otherwise."""
+        if self.push_connected and self.next_delay == self.interval:
+            return self.settings.push_interval
+        return self.next_delay
+
+    def on_push(self, update: BrokerOrder) -> None:
+        """One pushed order update, on the loop: queued, and applied at once with any others that
+        arrived meanwhile, as one partial snapshot through the same plan and write as a poll."""
+        self._pushes.append(update)
+        if len(self._pushes) == 1 and self._loop is not None:
+            self._loop.call_soon(self._apply_pushes)
+
+    def _apply_pushes(self) -> None:
+        updates, self._pushes = self._pushes, []
+        checked = OrderChecker(self.broker.name).check("push", updates)
+        self.stats.pushes += len(updates)
+        if not checked.orders:
+            return
+        snapshot = Snapshot(checked.orders, self.clock.now(), calendar=self.calendar, partial=True,
+                            order_tag=self.broker.order_tag if isinstance(self.broker, TaggingBroker) else None)
+        self._settle_guarded(snapshot, time.perf_counter())
+
+    def on_push_connected(self) -> None:
+        """(Re)connected: pushes are not replayed after a disconnect, so poll now (a full resync)."""
+        self.push_connected = True
+        log.info("push channel connected; a full poll now, then every %.0fs while it stays up",
+                 self.settings.push_interval)
+        if self._wake is not None:
+            self._wake.set()
+
+    def on_push_disconnected(self, reason: str) -> None:
+        if self.push_connected:
+            log.warning("push channel down (%s); polling every %.1fs", reason, self.interval)
+        self.push_connected = False
 
     async def _cycle(self, executor: ThreadPoolExecutor) -> None:
         """Broker reads run on a worker so that a stop request need not wait for a slow broker:
@@ -442,6 +534,11 @@ class Reconciler:
         """Stop the loop and join the thread; returns False if it did not end within ``timeout``."""
         if self._thread is None:
             return True
+        if self.settings.push and isinstance(self.broker, PushingBroker):
+            try:
+                self.broker.stop_push()
+            except Exception as exc:
+                log.warning("the broker's push channel did not stop cleanly: %s", redact(str(exc)))
         if self._loop is not None and self._stop_event is not None:
             with contextlib.suppress(RuntimeError):  # the loop may already be closed
                 self._loop.call_soon_threadsafe(self._stop_event.set)

@@ -18,6 +18,7 @@ class Stats:
     events_published: int = 0
     store_writes: int = 0
     conflicts: int = 0
+    pushes: int = 0  # order updates pushed by the broker (each applied through a partial snapshot)
     discrepancies: Counter[str] = field(default_factory=Counter)  # decisions by rule (recon_plugin.rules.Rule values)
     failures: Counter[str] = field(default_factory=Counter)  # by "step:kind"
     last_cycle_at: str | None = None

@@ -223,7 +223,7 @@ def test_fills_come_from_kites_trades_at_their_exact_prices(kite_sim, kite, stor
     store.record_order(order("A", status=S.PLACED, broker_order_id=oid))
     kite_sim.fill(oid, 3, 100.05)
     kite_sim.fill(oid, 7, 100.1)  # the book's average: a float VWAP, 100.085
-    r, events = reconciler(kite, store)
+    r, _events = reconciler(kite, store)
     r.run_cycle()
     r.run_cycle()
     state = store.load()

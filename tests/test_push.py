@@ -80,3 +80,43 @@ def test_a_push_before_the_order_is_in_the_book_is_found_by_its_tag():
     local = state(order("L-1", status=S.PENDING, broker_order_id=None))
     local, _p = push(local, broker(S.PLACED, broker_order_id="B-9", tag="L-1", updated_at=at(5)), 30)
     assert local.orders["L-1"].broker_order_id == "B-9" and not any(o.external for o in local.orders.values())
+
+
+# -- the paper broker pushes (#13) -------------------------------------------------------------------
+
+def test_the_paper_exchange_pushes_its_fills_to_a_running_reconciler(tmp_path):
+    """Polls every 60 s; the fills reach the store through the push channel long before the next poll."""
+    import threading
+
+    from hostspec.calendar import ManualClock
+    from hostspec.model import Side
+    from recon_plugin.brokers.paper import PaperExchange
+    from recon_plugin.runner import Reconciler
+    from recon_plugin.stores.tinydb_store import TinyDBStore
+
+    clock = ManualClock(at(0))
+    exchange = PaperExchange(tmp_path / "paper.json", seed=3, tick_seconds=1.0, reject_rate=0, cancel_rate=0,
+                             clock=clock)
+    store = TinyDBStore(tmp_path / "state.json")
+    ids = [exchange.place_order(tag=f"P{i}", exchange="NSE", symbol="INFY", product="CNC", side=Side.BUY,
+                                quantity=10) for i in range(3)]
+    for i, broker_id in enumerate(ids):
+        store.record_order(order(f"P{i}", status=S.SUBMITTED, broker_order_id=broker_id))
+    reconciler = Reconciler(exchange, store, Settings(missing_grace_seconds=0, interval_seconds=60), clock=clock)
+    reconciler.start()
+    try:
+        done = threading.Event()
+        for _ in range(400):  # the simulated market moves on; the pusher notices within a quarter tick
+            clock.advance(1.0)
+            if all(o.status is S.FILLED for o in store.load().orders.values()):
+                done.set()
+                break
+            done.wait(0.05)
+        assert done.is_set(), {o.order_id: o.status for o in store.load().orders.values()}
+        assert reconciler.stats.pushes >= 3 and reconciler.push_connected
+        assert reconciler.stats.cycles <= 3  # the first poll and the resync on connect: the rest came by push
+        assert store.load().positions[KEY].quantity == 30
+    finally:
+        reconciler.stop()
+        exchange.close()
+        store.close()
