@@ -15,9 +15,8 @@ import random
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -46,12 +45,14 @@ from recon_plugin.resolve import current_state, effective_status
 from recon_plugin.seam import OrderChecker, check_positions
 from recon_plugin.settings import Settings
 from recon_plugin.stats import QuietLog, Stats
+from recon_plugin.worker import DaemonExecutor
 
 log = logging.getLogger("recon")
 
 AUTH_RETRY_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 60.0
 LOST_REQUERY_MAX_SECONDS = 300.0
+WATCHDOG_SECONDS = 30.0  # a cycle's step running longer is alarmed, and again at every multiple
 TRADES_EVERY_SECONDS = 60.0  # the slow pace of trade reads while no order's filled quantity moves
 PAST_DAY_QUERY_ATTEMPTS = 3
 HOLDINGS_MAX_AGE = timedelta(minutes=15)  # while a delivery mismatch is watched
@@ -70,6 +71,12 @@ class CycleReport:
     error: str | None = None
     decisions: list[Decision] = field(default_factory=list)
     pushed: bool = False  # applied pushed updates (a partial snapshot), not a poll: not counted as a cycle
+
+
+def contained(exc: BaseException) -> Exception:
+    """A ``BaseException`` that is not an ``Exception`` (``SystemExit`` from a plugin's ``sys.exit()``)
+    as an ``Exception``, so that the step that raised it fails and the loop goes on."""
+    return exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__} raised: {exc!r}")
 
 
 class PushReceiver:
@@ -136,7 +143,9 @@ class Reconciler:
         self._book_checker = OrderChecker(broker.name)  # what the plugin hands back, checked at the seam
         self._trades_read_at: datetime | None = None
         self._wake: asyncio.Event | None = None  # set to poll at once (a push channel reconnected)
-        self._pushes: list[BrokerOrder] = []  # pushed updates waiting for the loop
+        self._pushes: deque[BrokerOrder] = deque()  # pushed updates waiting for the worker
+        self._push_scheduled = False
+        self._worker: DaemonExecutor | None = None
         self.push_connected = False
         self._filled_seen: dict[str, int] = {}  # each order's filled quantity when the trades were last read
         self._rate_limited = 0
@@ -294,12 +303,16 @@ class Reconciler:
             return self.fetch()
         except Exception as exc:  # a BrokerError, or a bug in a broker plugin: either way not an empty book
             return self._cycle_failed("fetch", exc)
+        except BaseException as exc:  # a plugin calling sys.exit(): the loop goes on
+            return self._cycle_failed("fetch", contained(exc))
 
     def _settle_guarded(self, snapshot: Snapshot, start: float) -> CycleReport:
         try:
             return self.settle(snapshot, start)
         except Exception as exc:
             return self._cycle_failed("store" if isinstance(exc, StoreError) else "plan", exc)
+        except BaseException as exc:  # a receiver or a store plugin calling sys.exit(): the loop goes on
+            return self._cycle_failed("plan", contained(exc))
 
     def _finish(self, report: CycleReport, start: float) -> CycleReport:
         report.duration_ms = (time.perf_counter() - start) * 1000
@@ -367,7 +380,7 @@ class Reconciler:
         if self.emit is not None:
             try:
                 self.emit(event)
-            except Exception:  # the host guards each sink; this guards a host that does not
+            except BaseException:  # the host guards each sink; this guards a host that does not
                 self.stats.failures["sink:" + event.kind] += 1
                 log.exception("event sink raised on %s %s; skipped", event.kind, event.event_id)
         self.stats.events_published += 1
@@ -449,7 +462,7 @@ class Reconciler:
         self._stop_event = asyncio.Event()
         self._wake = asyncio.Event()
         self._started.set()
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recon-fetch")
+        executor = self._worker = DaemonExecutor("recon-worker")
         self._start_push()
         try:
             while not self._stop_event.is_set():
@@ -483,14 +496,19 @@ class Reconciler:
         return self.next_delay
 
     def on_push(self, update: BrokerOrder) -> None:
-        """One pushed order update, on the loop: queued, and applied at once with any others that
-        arrived meanwhile, as one partial snapshot through the same plan and write as a poll."""
+        """One pushed order update, on the loop: queued, and applied at once (on the worker, in turn
+        with the cycles' steps) with any others that arrived meanwhile, as one partial snapshot through
+        the same plan and write as a poll."""
         self._pushes.append(update)
-        if len(self._pushes) == 1 and self._loop is not None:
-            self._loop.call_soon(self._apply_pushes)
+        if not self._push_scheduled and self._worker is not None:
+            self._push_scheduled = True
+            self._worker.submit(self._apply_pushes)
 
     def _apply_pushes(self) -> None:
-        updates, self._pushes = self._pushes, []
+        self._push_scheduled = False  # first: an update queued from now on schedules another run
+        updates = []
+        while self._pushes:
+            updates.append(self._pushes.popleft())
         checked = OrderChecker(self.broker.name).check("push", updates)
         self.stats.pushes += len(updates)
         if not checked.orders:
@@ -512,23 +530,50 @@ class Reconciler:
             log.warning("push channel down (%s); polling every %.1fs", reason, self.interval)
         self.push_connected = False
 
-    async def _cycle(self, executor: ThreadPoolExecutor) -> None:
-        """Broker reads run on a worker so that a stop request need not wait for a slow broker:
-        the cycle in flight is abandoned before anything is written."""
+    async def _cycle(self, executor: DaemonExecutor) -> None:
+        """Every blocking step (publishing, the broker reads, the plan and the write) runs on the daemon
+        worker, never on the loop: a stop request need not wait for a slow broker (the cycle in flight is
+        abandoned before anything is written), and sinks and receivers run outside any event loop. A
+        step that overruns is alarmed by the watchdog while it runs."""
         assert self._loop is not None and self._stop_event is not None
         start = time.perf_counter()
-        self._publish()
-        fetching = self._loop.run_in_executor(executor, self._fetch_guarded)
+        fetching = self._loop.run_in_executor(executor, self._publish_then_fetch)
         stopping = asyncio.ensure_future(self._stop_event.wait())
         racers: set[asyncio.Future[Any]] = {fetching, stopping}
-        done, _ = await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
+        overrun = 0
+        while True:
+            done, _ = await asyncio.wait(racers, timeout=WATCHDOG_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            if done:
+                break
+            overrun += 1
+            self._watchdog(overrun * WATCHDOG_SECONDS)
         stopping.cancel()
         if fetching not in done:
             log.info("stopping: abandoned the cycle waiting for the broker; nothing was written")
             return
         snapshot = fetching.result()
         if not isinstance(snapshot, CycleReport):
-            self._settle_guarded(snapshot, start)
+            await self._loop.run_in_executor(executor, self._settle_guarded, snapshot, start)
+
+    def _publish_then_fetch(self) -> Snapshot | CycleReport:
+        self._publish()
+        return self._fetch_guarded()
+
+    def _watchdog(self, seconds: float) -> None:
+        """A cycle's step has been running for ``seconds``: said (a warning and a reconciliation-error
+        event naming the overrun) at every WATCHDOG_SECONDS it goes on, so a hung broker call is never
+        silent. The call itself cannot be interrupted; a stop abandons it."""
+        message = f"a broker call has been running for {seconds:.0f} s (the broker or its plugin does not answer)"
+        self.stats.failures["fetch:overrun"] += 1
+        log.warning("%s; waiting on it, nothing local changes meanwhile", message)
+        self._announce_soon(ReconciliationError(step="fetch", error_kind="overrun", message=message,
+                                                consecutive=int(seconds // WATCHDOG_SECONDS),
+                                                summary=f"fetch overrun: {message}"))
+
+    def _announce_soon(self, payload: Payload) -> None:
+        """``_announce_now`` from the loop while the worker is busy: on a thread of its own (sinks never
+        run on the loop), daemon, so a stop never waits for it."""
+        threading.Thread(target=self._announce_now, args=(payload,), name="recon-announce", daemon=True).start()
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the loop and join the thread; returns False if it did not end within ``timeout``."""
