@@ -553,7 +553,10 @@ def reconcile_child(b: PlanBuilder, parent: Order, bo: BrokerOrder) -> None:
 
 def _family_status(parent: Order, children: list[BrokerOrder], filled: int) -> OrderStatus:
     statuses = [effective_status(c) for c in children]
-    if any(not s.is_terminal for s in statuses):
+    more_to_come = sum(c.quantity for c in children) < parent.quantity and not any(
+        s in (S.REJECTED, S.CANCELLED, S.EXPIRED) and c.filled_qty < c.quantity for s, c in zip(statuses, children,
+                                                                                               strict=True))
+    if more_to_come or any(not s.is_terminal for s in statuses):  # an iceberg places its legs one by one
         return S.PARTIAL if filled else S.PLACED
     if filled >= parent.quantity:
         return S.FILLED
