@@ -144,20 +144,27 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
     m = match_book(state, snapshot.orders, snapshot.order_tag, snapshot.unreadable)
     if snapshot.unidentified:
         m.missing = []  # a malformed record could be any of them: none is counted missing this cycle
-    if memo is None or memo.ledger is not state.ledger or m.orders != memo.orders or m.brokers != memo.brokers:
+    traded: set[str] = set()
+    if snapshot.trades:  # first: a fill the trades show is applied at its own price, never inferred first
+        for order, bo in zip(m.orders, m.brokers, strict=True):
+            if (of_order := snapshot.trades.get(bo.broker_order_id)) is not None:
+                reconcile_trades(b, order, of_order)
+                traded.add(bo.broker_order_id)
+    if (memo is None or memo.ledger is not state.ledger or m.orders != memo.orders or m.brokers != memo.brokers
+            or b.orders):
         all_in_sync = True
         for order, bo in zip(m.orders, m.brokers, strict=True):
-            if not in_sync(order, bo, state.ledger.get(order.order_id)):
+            if not in_sync(order, bo, b.ledger.get(order.order_id) or state.ledger.get(order.order_id)):
                 all_in_sync = False
-                reconcile_seen(b, order, bo)
+                reconcile_seen(b, b.orders.get(order.order_id, order), bo)
         if memo is not None and all_in_sync:
             memo.orders, memo.brokers, memo.ledger = m.orders, m.brokers, state.ledger
         elif memo is not None:
             memo.orders, memo.brokers, memo.ledger = [], [], None
     if m.missing or m.unmatched or state.checkpoint.get("reported_external"):
         _reconcile_unpaired(b, state, snapshot.orders, m)
-    if snapshot.trades is not None:
-        _reconcile_trades(b, state, m, snapshot.trades)
+    if snapshot.trades:
+        _reconcile_trades(b, state, m, {i: t for i, t in snapshot.trades.items() if i not in traded})
     if (m.duplicates or m.double_claims or b.reused or b.anomalies or snapshot.unreadable or snapshot.unidentified
             or state.checkpoint.get("book_anomalies")):
         report_anomalies(b, m.duplicates, m.double_claims, {**snapshot.unreadable, **{

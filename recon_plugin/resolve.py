@@ -148,7 +148,7 @@ def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
         reports.append((R.UNKNOWN_STATUS, f"broker status {bo.raw_status!r} is not mapped; status kept"))
         if fill and not order.status.is_terminal and order.status.rank < S.PARTIAL.rank:
             new_status = S.PARTIAL
-    elif target is not order.status:
+    elif target is not order.status and not _trails_its_trades(b, order, bo):
         rule = R.TERMINAL_CONFLICT if target.is_terminal and order.status.is_terminal else R.STALE_STATUS
         reports.append((rule, f"broker says {target} ({bo.raw_status}), local {order.status}; ignored"))
 
@@ -172,11 +172,18 @@ def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
     _announce_status(b, order, updated, bo, fill)
 
 
+def _trails_its_trades(b: PlanBuilder, order: Order, bo: BrokerOrder) -> bool:
+    """Whether the book's record of ``order`` is behind the trades already applied to it: not stale
+    news to report, only a book catching up."""
+    applied = b.applied(order.order_id)
+    return bool(applied.trades) and bo.filled_qty < applied.filled_qty
+
+
 def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
                     reports: list[tuple[Rule, str]]) -> Fill | None:
     """Apply the fill increment the broker's cumulative figures imply, if any."""
     applied = b.applied(order.order_id)
-    if bo.filled_qty < applied.filled_qty and applied.trades:
+    if _trails_its_trades(b, order, bo):
         return None  # the trades applied are ahead of the book: it catches up (a bust shows in the trades)
     if bo.filled_qty < applied.filled_qty:
         reports.append((R.TRADE_BUST, f"broker reports {bo.filled_qty} filled at average {bo.avg_price}, "
