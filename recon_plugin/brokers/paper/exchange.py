@@ -195,10 +195,15 @@ class PaperExchange:
     # -- PushingBroker: the simulated exchange announces each change ------------------------------
 
     def start_push(self, loop: asyncio.AbstractEventLoop, sink: PushSink) -> None:
-        """Push each order change (``recon_plugin.brokers.paper.push``), looked for four times a tick."""
-        every = min(max(self._account["tick_seconds"] / 4, 0.02), 1.0)
-        self._pusher = BookPusher(self.fetch_orders, every)
+        """Push each order change (``recon_plugin.brokers.paper.push``), looked for just after each tick."""
+        self._pusher = BookPusher(self.fetch_orders, self._until_next_tick)
         self._pusher.start(sink)
+
+    def _until_next_tick(self) -> float:
+        """Seconds from now to just after the next tick (2 ms: the book changes on the tick), at most 1 s
+        (a clock that jumps, as a test's does, is noticed within a second)."""
+        now = self.clock.now()
+        return min(max((self.time_of(self.tick_at(now) + 1) - now).total_seconds() + 0.002, 0.002), 1.0)
 
     def stop_push(self) -> None:
         if self._pusher is not None:

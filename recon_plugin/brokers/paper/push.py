@@ -1,8 +1,8 @@
 """The paper broker's push channel: its simulated exchange announces each order change as it happens.
 
 The paper book is a pure function of time (``PaperExchange.book_at``), so nothing "happens" until
-someone looks. ``BookPusher`` looks on a daemon thread a few times per simulated tick and pushes
-every order whose state changed since its last look, through the same ``PushSink`` a real broker's
+someone looks. ``BookPusher`` looks on a daemon thread just after each simulated tick (when the book can change) and
+pushes every order whose state changed since its last look, through the same ``PushSink`` a real broker's
 channel uses: a fill reaches the reconciler within a fraction of a tick instead of at the next poll.
 """
 
@@ -21,14 +21,15 @@ _State = tuple[OrderStatus, str, int, Decimal]
 
 
 class BookPusher:
-    """Reads ``read_book`` every ``every`` seconds on a daemon thread and pushes each order whose
-    state (status, filled quantity, average) changed since the last read. The first read only learns
+    """Reads ``read_book`` on a daemon thread, waiting ``wait()`` seconds between reads (the paper
+    exchange: until just after its next tick), and pushes each order whose state (status, filled
+    quantity, average) changed since the last read. The first read only learns
     the book (the reconciler polls in full on ``connected``). A failed read is a disconnect; the next
     good one a reconnect."""
 
-    def __init__(self, read_book: Callable[[], list[BrokerOrder]], every: float) -> None:
+    def __init__(self, read_book: Callable[[], list[BrokerOrder]], wait: Callable[[], float]) -> None:
         self._read_book = read_book
-        self._every = every
+        self._wait = wait
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen: dict[str, _State] = {}
@@ -59,7 +60,7 @@ class BookPusher:
                 else:
                     for bo in changed:
                         sink.order(bo)
-            self._stop.wait(self._every)
+            self._stop.wait(self._wait())
 
     def _changes(self, book: list[BrokerOrder]) -> list[BrokerOrder]:
         changed = []
