@@ -47,7 +47,7 @@ from recon_plugin.events import (
     PositionDifference,
     PositionSynced,
 )
-from recon_plugin.plan import DAY_EXCHANGE, PlanBuilder, position_summary, price_text
+from recon_plugin.plan import DAY_EXCHANGE, PlanBuilder, journal_price, position_summary, price_text
 from recon_plugin.rules import Rule
 
 R = Rule
@@ -336,8 +336,9 @@ def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrde
     who = f"{after.order_id} {after.symbol} {after.side.value}"
     if fill:
         rule = _fill_rule(before, after.status)
-        applied = f"{fill.quantity} @ {price_text(fill.price)}"
-        b.decide(rule, f"applied {applied}", before, bo, event=OrderFilled(
+        applied = f"{fill.quantity} @ {price_text(fill.price, fill.exchange)}"
+        # the journal's action keeps its released text (4 decimals at most): the entry's id is made of it
+        b.decide(rule, f"applied {fill.quantity} @ {journal_price(fill.price)}", before, bo, event=OrderFilled(
             **base, rule=rule, fill_id=fill.fill_id, fill_qty=fill.quantity, fill_price=fill.price,
             fill_value=fill.value, summary=f"{who} +{applied} ({after.filled_qty}/{after.quantity}, {after.status}) "
                                            f"[{rule}]"))
@@ -365,8 +366,11 @@ def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrde
     elif not (fill and after.status in (S.PARTIAL, S.FILLED)):
         rule = (R.FOUND if before.status is S.LOST else R.CANCEL_WAS_FILL if before.status.is_terminal
                 else R.SUBMIT_CONFIRMED if linked else R.ACK)
-        b.decide(rule, f"{before.status} -> {after.status}", before, bo,
-                 event=OrderUpdated(**base, rule=rule, summary=f"{who} {before.status} -> {after.status} [{rule}]"))
+        event = OrderUpdated(**base, rule=rule, summary=f"{who} {before.status} -> {after.status} [{rule}]")
+        if rule in (R.FOUND, R.SUBMIT_CONFIRMED):  # decided in reconcile_seen: one journal entry, not two
+            b.announce(event)
+        else:
+            b.decide(rule, f"{before.status} -> {after.status}", before, bo, event=event)
 
 
 def report_anomalies(b: PlanBuilder, duplicates: dict[str, list[BrokerOrder]],
