@@ -1,37 +1,50 @@
-"""The console event sink of ``tradehost run``: one readable line per event, a summary at the end."""
+"""The console event sink of ``tradehost run``: one readable line per event, and at the end the state
+of the book (in sync or not, what needs attention, LOST orders first, open orders, positions) after
+what this run printed."""
 
 from __future__ import annotations
 
+import textwrap
 import threading
 from collections import Counter
+from datetime import tzinfo
 from typing import TextIO
 
+from hostspec.book import book_lines
+from hostspec.display import WIDTH, clip, clock_time
 from hostspec.markers import hookimpl
-from hostspec.model import Event
+from hostspec.model import Event, LocalState, utcnow
 
 
 def format_event(kind: str, summary: str, at: str) -> str:
-    return f"{at}  {kind:<27} {summary}"
+    return clip(f"{at}  {kind:<27} {summary}")
 
 
 class ConsoleSink:
-    """Prints every event as it happens and counts them by kind."""
+    """Prints every event as it happens (time in ``zone``, the exchanges' once the host is open) and
+    counts them by kind."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, zone: tzinfo | None = None) -> None:
         self.stream = stream
+        self.zone = zone
         self.counts = Counter[str]()
         self._lock = threading.Lock()
 
     @hookimpl
     def hostspec_handle_event(self, event: Event) -> None:
         summary = event.summary or str(event.data)
-        line = format_event(event.kind, summary, event.at.astimezone().strftime("%H:%M:%S"))
+        line = format_event(event.kind, summary, clock_time(event.at, self.zone))
         with self._lock:
             self.counts[event.kind] += 1
             print(line, file=self.stream, flush=True)
 
-    def summary_lines(self) -> list[str]:
+    def summary_lines(self, book: LocalState | None = None) -> list[str]:
+        """What this run printed, by kind, then the state of the book as the store holds it at the end."""
         total = sum(self.counts.values())
-        lines = [f"summary: {total} events"]
-        lines += [f"  {kind:<27} {count}" for kind, count in sorted(self.counts.items())]
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(self.counts.items(), key=lambda kc: -kc[1]))
+        lines = textwrap.wrap(f"summary: {total} events printed by this run" + (f" ({kinds})" if kinds else ""),
+                              WIDTH, subsequent_indent="  ")
+        if book is not None:
+            today = utcnow().astimezone(self.zone).date()
+            lines += [clip(line) for line in book_lines(book, self.zone, today)]
         return lines

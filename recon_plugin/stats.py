@@ -30,6 +30,14 @@ class Stats:
         data["failures"] = dict(self.failures)
         return data
 
+    def since(self, earlier: Stats) -> Stats:
+        """What was counted after ``earlier`` (the counters at the start of a run): this run's figures."""
+        return Stats(self.cycles - earlier.cycles, self.cycles_failed - earlier.cycles_failed,
+                     self.consecutive_failures, self.fills_applied - earlier.fills_applied,
+                     self.events_published - earlier.events_published, self.store_writes - earlier.store_writes,
+                     self.conflicts - earlier.conflicts, self.discrepancies - earlier.discrepancies,
+                     self.failures - earlier.failures, self.last_cycle_at, self.last_cycle_ms)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Stats:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
