@@ -171,8 +171,8 @@ def summary_lines(entries: Sequence[JournalEntry], where: Where) -> list[str]:
         by_severity[severity_of(e.rule)][e.rule] += 1
     totals = ", ".join(f"{sum(c.values())} {s}" for s, c in by_severity.items() if c)
     zone = entries[0].at.astimezone(where.zone).tzname()
-    lines = [f"journal {where.time(entries[0].at)} to {where.time(entries[-1].at)}: {plural(len(entries), 'entry', 'entries')} ({totals})"
-             f"; times {zone}"]
+    period = f"{where.time(entries[0].at)} to {where.time(entries[-1].at)}"
+    lines = [f"journal {period}: {plural(len(entries), 'entry', 'entries')} ({totals}); times {zone}"]
     for severity, counts in by_severity.items():
         for i, (rule, n) in enumerate(counts.most_common()):
             named = ""
