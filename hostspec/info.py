@@ -84,8 +84,10 @@ def plugins_command(args: argparse.Namespace, app: HostOpener) -> int:
         return 0
     for row in rows:
         if not row["loaded"]:
-            why = f"disabled ({row['disabled_by']})" if "disabled_by" in row else f"NOT LOADED: {row['error']}"
-            print(f"{row['name']:<10} {row.get('distribution', '')} {why}".replace("  ", " "))
+            if "disabled_by" in row:
+                print(f"{row['name']:<10} disabled ({row['disabled_by']})")
+            else:
+                print(f"{row['name']:<10} {row['distribution']}: NOT LOADED: {row['error']}")
             continue
         version = f" {row['version']}" if row["version"] else ""
         state = ""
