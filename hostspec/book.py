@@ -48,7 +48,7 @@ def condition(order: Order) -> str | None:
 def _why(order: Order) -> str:
     reasons = []
     if order.status is OrderStatus.LOST:
-        reasons.append("LOST: not listed, even when asked for directly")
+        reasons.append("LOST: the broker does not know it")
     elif order.missing_count:
         reasons.append(f"missing from the broker's book ({order.missing_count} misses)")
     for part in (order.open_discrepancy or "").split("|"):

@@ -17,7 +17,10 @@ from hostspec.model import Event, LocalState, utcnow
 
 
 def format_event(kind: str, summary: str, at: str) -> str:
-    return clip(f"{at}  {kind:<27} {summary}")
+    """One event: time, kind, summary; a summary too long for one line goes on under itself."""
+    head = f"{at}  {kind:<27} "
+    return textwrap.fill(summary, WIDTH, initial_indent=head, subsequent_indent=" " * len(head),
+                         break_on_hyphens=False) if len(head) + len(summary) > WIDTH else head + summary
 
 
 class ConsoleSink:

@@ -11,6 +11,7 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 from dataclasses import asdict, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +21,7 @@ from hostspec.book import needs_attention, order_line
 from hostspec.broker import BrokerError
 from hostspec.codec import to_dict
 from hostspec.commands import Command, HostOpener
-from hostspec.display import clip, money
+from hostspec.display import WIDTH, clip, money
 from hostspec.errors import ConfigError
 from hostspec.host import Host
 from hostspec.model import LocalState, Order, OrderStatus, Side, utcnow
@@ -36,6 +37,7 @@ from recon_plugin.views import (
     OrderFilter,
     Where,
     exchanges_of,
+    plural,
     report_lines,
     statistics_lines,
     status_lines,
@@ -274,15 +276,17 @@ def check_lines(plan: Plan, pending: list[Order]) -> list[str]:
     """What a cycle would do, in sentences: one line per difference, its rule and its resolution."""
     lines = []
     if plan.decisions:
-        lines.append(f"recon check: {len(plan.decisions)} differences; a cycle would resolve them as follows "
-                     "(dry run: nothing was changed):")
+        lines.append(f"recon check: {plural(len(plan.decisions), 'difference', 'differences')}; a cycle would "
+                     "resolve them as follows (dry run: nothing was changed):")
         lines += [f"  {d.order_id or d.symbol or '-'} [{d.rule}]: {d.rule.meaning.split(':')[0]}; {d.action}"
                   for d in plan.decisions]
     if pending:
-        days = sorted({str(o.trading_date) for o in pending})
-        lines.append(f"recon check: {len(pending)} orders of an ended trading day ({', '.join(days)}) are still open "
-                     "locally; the next cycles ask the broker for them and settle or expire them (dry run: "
-                     "nothing was changed):")
+        days = ", ".join(sorted({str(o.trading_date) for o in pending}))
+        them = "it" if len(pending) == 1 else "them"
+        lines += textwrap.wrap(
+            f"recon check: {plural(len(pending), 'order', 'orders')} of an ended trading day ({days}) still open "
+            f"locally; the next cycles ask the broker for {them}, then settle or expire {them} (dry run: nothing "
+            "was changed):", WIDTH, subsequent_indent="  ")
         lines += [f"  {o.order_id} {o.symbol} {o.side.value} {o.quantity} ({o.status})" for o in pending]
     return lines
 

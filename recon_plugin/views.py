@@ -102,7 +102,7 @@ def status_lines(state: LocalState, journal: Sequence[JournalEntry], where: Wher
         lines += [order_line(o, where.zone, where.today) for o in rest]
     elif rest:
         by_status = Counter(o.status.value for o in rest)
-        lines.append(f"not shown: {len(rest)} other orders ("
+        lines.append(f"not shown: {plural(len(rest), 'other order', 'other orders')} ("
                      + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) + "); --all lists them")
     return [clip(line) for line in lines]
 
@@ -110,7 +110,7 @@ def status_lines(state: LocalState, journal: Sequence[JournalEntry], where: Wher
 def _heading(state: LocalState, attention: list[Attention], drift: list[JournalEntry], health: str | None,
              where: Where) -> str:
     last = state.checkpoint.get("last_snapshot_at")
-    seen = f"last look at the broker {where.time(datetime.fromisoformat(last))}" if last else "no look yet"
+    seen = f"broker last read {where.time(datetime.fromisoformat(last))}" if last else "broker not read yet"
     lost = sum(a.lost for a in attention)
     if attention or drift or health:
         count = len(attention) + len(drift) + (health is not None)
@@ -118,7 +118,7 @@ def _heading(state: LocalState, attention: list[Attention], drift: list[JournalE
             f", {lost} LOST" if lost else "")
     else:
         verdict = "in sync"
-    return f"book: {verdict} ({len(state.orders)} orders, {len(state.positions)} positions; {seen})"
+    return f"book: {verdict}; {len(state.orders)} orders, {len(state.positions)} positions; {seen}"
 
 
 def statistics_lines(stats: dict[str, Any]) -> list[str]:
