@@ -11,7 +11,7 @@ from datetime import tzinfo
 from typing import TextIO
 
 from hostspec.book import book_lines
-from hostspec.display import WIDTH, clip, clock_time
+from hostspec.display import WIDTH, clip, clock_time, wrap
 from hostspec.markers import hookimpl
 from hostspec.model import Event, LocalState, utcnow
 
@@ -44,9 +44,11 @@ class ConsoleSink:
     def summary_lines(self, book: LocalState | None = None) -> list[str]:
         """What this run printed, by kind, then the state of the book as the store holds it at the end."""
         total = sum(self.counts.values())
-        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(self.counts.items(), key=lambda kc: -kc[1]))
-        lines = textwrap.wrap(f"summary: {total} events printed by this run" + (f" ({kinds})" if kinds else ""),
-                              WIDTH, subsequent_indent="  ")
+        kinds = [f"{kind} {count}" for kind, count in sorted(self.counts.items(), key=lambda kc: -kc[1])]
+        lines = wrap(f"summary: {total} events printed by this run" + (": " if kinds else ""), kinds)
+        if self.counts["position-synced"]:
+            lines.append(f"positions rebuilt from the broker's this run: {self.counts['position-synced']} times "
+                         "(recon status says whether with a known cause)")
         if book is not None:
             today = utcnow().astimezone(self.zone).date()
             lines += [clip(line) for line in book_lines(book, self.zone, today)]

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal
 from types import MappingProxyType
@@ -52,6 +52,21 @@ def date_time(at: datetime, zone: tzinfo | None, today: date | None = None) -> s
     """The date (left out when it is ``today`` in ``zone``) and the time of day with the zone's name."""
     local = at.astimezone(zone)
     return clock_time(at, zone) if local.date() == today else f"{local:%Y-%m-%d} {clock_time(at, zone)}"
+
+
+def wrap(head: str, items: Iterable[str], indent: int = 2, width: int = WIDTH) -> list[str]:
+    """``head`` then ``items`` separated by commas, over as many lines as it takes, never splitting an
+    item (``"reject 1"`` stays on one line); continuation lines are indented by ``indent``."""
+    lines: list[str] = []
+    line, first = head, True
+    for item in items:
+        if not first and len(line) + len(item) + 3 > width:  # ", " before it, "," after what stays
+            lines.append(line + ",")
+            line = " " * indent + item
+        else:
+            line += item if first else f", {item}"
+        first = False
+    return [*lines, line]
 
 
 def clip(line: str, width: int = WIDTH) -> str:

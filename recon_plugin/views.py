@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from hostspec.book import Attention, attention_line, needs_attention, open_orders, order_line, positions_lines
-from hostspec.display import WIDTH, clip, date_time, money
+from hostspec.display import WIDTH, clip, date_time, money, wrap
 from hostspec.model import JournalEntry, LocalState, Order, OrderStatus
 from recon_plugin.rules import Rule, Severity
 
@@ -124,14 +124,13 @@ def _heading(state: LocalState, attention: list[Attention], drift: list[JournalE
 def statistics_lines(stats: dict[str, Any]) -> list[str]:
     if not stats:
         return ["statistics (since this store began): none yet"]
-    figures = ", ".join(f"{stats[k]} {k.replace('_', ' ')}" for k in (
-        "cycles", "cycles_failed", "fills_applied", "events_published", "store_writes", "conflicts") if k in stats)
-    lines = textwrap.wrap(f"statistics (since this store began): {figures}", WIDTH, subsequent_indent="  ")
+    figures = [f"{stats[k]} {k.replace('_', ' ')}" for k in (
+        "cycles", "cycles_failed", "fills_applied", "events_published", "store_writes", "conflicts") if k in stats]
+    lines = wrap("statistics (since this store began): ", figures)
     for key in ("discrepancies", "failures"):
         if stats.get(key):
-            text = ", ".join(f"{k} {v}" for k, v in sorted(stats[key].items(), key=lambda kv: -kv[1]))
-            lines += textwrap.wrap(f"  {'decisions by rule' if key == 'discrepancies' else key}: {text}", WIDTH,
-                                   subsequent_indent="    ")
+            items = [f"{k} {v}" for k, v in sorted(stats[key].items(), key=lambda kv: -kv[1])]
+            lines += wrap(f"  {'decisions by rule' if key == 'discrepancies' else key}: ", items, indent=4)
     return lines
 
 
