@@ -36,6 +36,7 @@ from recon_plugin.views import (
     EntryFilter,
     OrderFilter,
     Where,
+    action_text,
     exchanges_of,
     plural,
     report_lines,
@@ -258,7 +259,7 @@ def check(args: argparse.Namespace, app: HostOpener) -> int:
     elif in_sync:
         print("recon check: local state and broker agree")
     else:
-        for line in check_lines(plan, pending):
+        for line in check_lines(plan, pending, exchanges_of(state.orders.values())):
             print(clip(line))
     return 0 if in_sync else 1
 
@@ -272,14 +273,16 @@ def _pending_past_day(plan: Plan, state: LocalState) -> list[Order]:
             and o.trading_date is not None]
 
 
-def check_lines(plan: Plan, pending: list[Order]) -> list[str]:
-    """What a cycle would do, in sentences: one line per difference, its rule and its resolution."""
+def check_lines(plan: Plan, pending: list[Order], exchanges: dict[str, str]) -> list[str]:
+    """What a cycle would do, in sentences: one line per difference, its rule, what the rule means and
+    what a cycle would do (prices at tick precision)."""
     lines = []
     if plan.decisions:
         lines.append(f"recon check: {plural(len(plan.decisions), 'difference', 'differences')}; a cycle would "
-                     "resolve them as follows (dry run: nothing was changed):")
-        lines += [f"  {d.order_id or d.symbol or '-'} [{d.rule}]: {d.rule.meaning.split(':')[0]}; {d.action}"
-                  for d in plan.decisions]
+                     f"resolve {'it' if len(plan.decisions) == 1 else 'them'} as follows (dry run: nothing was "
+                     "changed):")
+        lines += [f"  {d.order_id or d.symbol or '-'} [{d.rule}]: {d.rule.meaning.split(':')[0]}; "
+                  f"{action_text(d.action, exchanges.get(d.order_id or ''))}" for d in plan.decisions]
     if pending:
         days = ", ".join(sorted({str(o.trading_date) for o in pending}))
         them = "it" if len(pending) == 1 else "them"

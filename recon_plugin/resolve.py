@@ -720,7 +720,7 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
         b.checkpoint["position_watch"] = new_watch
     for key, (local_qty, broker_qty) in sorted(diffs.items()):
         if key not in drifted and watch.get(key_str(key)) is None:
-            b.decide(R.POSITION_MISMATCH, "watching: rebuilt if it persists", None, None,
+            b.decide(R.POSITION_MISMATCH, "watched; rebuilt from the broker's if it persists", None, None,
                      symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
     if not drifted:
         return

@@ -187,9 +187,14 @@ def summary_lines(entries: Sequence[JournalEntry], where: Where) -> list[str]:
 _PRICE = re.compile(r"@ (\d+(?:\.\d+)?)")
 
 
+def action_text(action: str, exchange: str | None) -> str:
+    """A rule's action with its prices ("applied 3 @ 308") at the exchange's tick precision."""
+    return _PRICE.sub(lambda m: f"@ {money(Decimal(m.group(1)), exchange)}", action)
+
+
 def entry_line(e: JournalEntry, exchange: str | None, where: Where) -> str:
     """One journal entry on one line: when, severity, rule, order, symbol, what was done (prices at tick)."""
-    action = _PRICE.sub(lambda m: f"@ {money(Decimal(m.group(1)), exchange)}", e.action)
+    action = action_text(e.action, exchange)
     local = e.at.astimezone(where.zone)
     when = f"{local:%H:%M:%S}" if local.date() == where.today else f"{local:%Y-%m-%d %H:%M:%S}"
     return clip(f"{when}  {severity_of(e.rule).value:<7} {e.rule:<17} {e.order_id or '-':<14} {e.symbol or '-':<10} "
