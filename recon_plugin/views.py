@@ -118,7 +118,8 @@ def _heading(state: LocalState, attention: list[Attention], drift: list[JournalE
             f", {lost} LOST" if lost else "")
     else:
         verdict = "in sync"
-    return f"book: {verdict}; {len(state.orders)} orders, {len(state.positions)} positions; {seen}"
+    held = f"{plural(len(state.orders), 'order', 'orders')}, {plural(len(state.positions), 'position', 'positions')}"
+    return f"book: {verdict}; {held}; {seen}"
 
 
 def statistics_lines(stats: dict[str, Any]) -> list[str]:
