@@ -300,9 +300,9 @@ def _correct_value(b: PlanBuilder, order: Order, bo: BrokerOrder | None, applied
              f"({difference:+})", order, bo, event=FillCorrected(
                  **_order_fields(order, updated), rule=R.VALUE_CORRECTED, previous_value=applied.filled_value,
                  value=value, difference=difference,
-                 summary=f"{who} average {price_text(applied.filled_value / applied.filled_qty)} -> "
-                         f"{price_text(average)} on {applied.filled_qty} filled, {why} ({difference:+}) "
-                         "[value-corrected]"))
+                 summary=f"{who} average {price_text(applied.filled_value / applied.filled_qty, order.exchange)} -> "
+                         f"{price_text(average, order.exchange)} on {applied.filled_qty} filled, {why} "
+                         f"({difference:+}) [value-corrected]"))
 
 
 def _fill_rule(order: Order, target: OrderStatus) -> Rule:
