@@ -21,7 +21,7 @@ from tests.helpers import demo_config, store_config, tradehost, write
 def demo_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory holding the demo's book after a run: two LOST orders on SBIN (D-0003, D-0011)."""
     directory = tmp_path_factory.mktemp("book")
-    run = tradehost("run", "--config", str(demo_config(directory, "alerts: {announce: true}")), "--duration", "15",
+    run = tradehost("run", "--config", str(demo_config(directory, "alerts: {announce: true}")), "--duration", "18",
                     cwd=directory, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "D-0011 SBIN LOST" in run.stdout
