@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -12,7 +11,7 @@ from types import FrameType
 
 from hostspec.app import App
 from hostspec.commands import Command, HostOpener
-from hostspec.console import ConsoleSink
+from hostspec.console import ConsoleSink, silence
 from hostspec.errors import ConfigError, HostError, PluginError
 from hostspec.info import INFO_COMMANDS, version_text
 from hostspec.manager import DISABLE_ENV
@@ -129,9 +128,7 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> int:
 def _reader_went_away() -> int:
     """The reader of stdout closed it (``tradehost recon status --json | head -1``): not a failure of
     the command. What is left in the buffer goes nowhere (no second error at exit); exit 0."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    silence(sys.stdout)
     return 0
 
 

@@ -4,6 +4,7 @@ what this run printed."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 import threading
 from collections import Counter
@@ -14,6 +15,16 @@ from hostspec.book import book_lines
 from hostspec.display import WIDTH, clip, clock_time, wrap
 from hostspec.markers import hookimpl
 from hostspec.model import Event, LocalState, utcnow
+
+
+def silence(stream: TextIO) -> None:
+    """The reader of ``stream`` closed the pipe (``tradehost run | head``): what is still written to it goes
+    nowhere, quietly, so that the command ends as it would have (its summary, its exit status)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)
 
 
 def format_event(kind: str, summary: str, at: str) -> str:
@@ -39,7 +50,10 @@ class ConsoleSink:
         line = format_event(event.kind, summary, clock_time(event.at, self.zone))
         with self._lock:
             self.counts[event.kind] += 1
-            print(line, file=self.stream, flush=True)
+            try:
+                print(line, file=self.stream, flush=True)
+            except BrokenPipeError:
+                silence(self.stream)
 
     def summary_lines(self, book: LocalState | None = None) -> list[str]:
         """What this run printed, by kind, then the state of the book as the store holds it at the end."""

@@ -225,3 +225,12 @@ def test_a_reader_that_closes_the_pipe_ends_the_command_with_status_0(tmp_path, 
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
         assert len(result.stdout.splitlines()) == 1
+
+
+def test_a_run_whose_reader_closes_the_pipe_runs_to_its_end_quietly(tmp_path):
+    config = demo_config(tmp_path)
+    line = f"set -o pipefail; {sys.executable} -m hostspec.cli run --config {config} --duration 4 | head -1"
+    result = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr and "raised" not in result.stderr
+    assert "reconciler stopped" in result.stderr  # it ran to its end
