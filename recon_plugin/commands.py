@@ -12,10 +12,12 @@ import json
 import re
 import sys
 import textwrap
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from hostspec.book import needs_attention, order_line
 from hostspec.broker import BrokerError
@@ -24,7 +26,7 @@ from hostspec.commands import Command, HostOpener
 from hostspec.display import WIDTH, clip, money
 from hostspec.errors import ConfigError
 from hostspec.host import Host
-from hostspec.model import LocalState, Order, OrderStatus, Side, utcnow
+from hostspec.model import JournalEntry, LocalState, Order, OrderStatus, Side, utcnow
 from hostspec.store import StateStore, StoreError
 from recon_plugin.operator import AS_STATUS, Refused, Request, operator_name, resolve
 from recon_plugin.plan import Plan
@@ -217,22 +219,42 @@ def report(args: argparse.Namespace, app: HostOpener) -> int:
     only = EntryFilter(args.since, args.until, args.symbol, args.order, args.rule,
                        Severity(args.severity) if args.severity else None)
     with app.open_host(args.config, read_only=True, with_broker=False) as host:
-        assert host.store is not None
+        store = host.store
+        assert store is not None
         where = _where(host)
         if args.date is not None:
-            day = host.store.load_day(args.date)
+            day = store.load_day(args.date)
             if day is None:
-                return _no_archive(host.store, args.date)
-            entries, orders = host.store.journal_day(args.date), day.orders
+                return _no_archive(store, args.date)
+            archived = store.journal_day(args.date)
+            orders = day.orders
+
+            def source() -> Iterable[JournalEntry]:
+                return archived
         else:
-            entries, orders = host.store.journal(args.since), host.store.load().orders
-    entries = [e for e in entries if only.keeps(e)]
-    if args.json:
-        _print_json([to_dict(e) for e in (entries[-args.limit:] if args.limit else entries)])
-        return 0
-    for line in report_lines(entries, exchanges_of(orders.values()), where, args.limit):
-        print(line)
+            orders = store.load().orders
+
+            def source() -> Iterable[JournalEntry]:  # streamed when the store can: a long journal is never held whole
+                return cast(Iterable[JournalEntry], getattr(store, "iter_journal", store.journal)(args.since))
+
+        def matching() -> Iterator[JournalEntry]:
+            return (e for e in source() if only.keeps(e))
+
+        if args.json:
+            _print_json_stream(deque(matching(), maxlen=args.limit) if args.limit else matching())
+            return 0
+        for line in report_lines(matching, exchanges_of(orders.values()), where, args.limit):
+            print(line)
     return 0
+
+
+def _print_json_stream(entries: Iterable[JournalEntry]) -> None:
+    """``json.dumps(list, indent=1)``'s text, one entry at a time."""
+    separator = "[\n"
+    for e in entries:
+        sys.stdout.write(separator + textwrap.indent(json.dumps(to_dict(e), indent=1, default=str), " "))
+        separator = ",\n"
+    print("[]" if separator == "[\n" else "\n]")
 
 
 def check(args: argparse.Namespace, app: HostOpener) -> int:

@@ -277,10 +277,11 @@ def reconcile_trades(b: PlanBuilder, order: Order, trades: list[Trade]) -> None:
         after = b.update_order(before, filled_qty=cumulative, status=status)
         rule = _fill_rule(before, status)
         who = f"{after.order_id} {after.symbol} {after.side.value}"
-        b.decide(rule, f"applied {quantity} @ {price_text(trade.price)} (trade {trade.trade_id})", before, None,
+        b.decide(rule, f"applied {quantity} @ {journal_price(trade.price)} (trade {trade.trade_id})", before, None,
                  event=OrderFilled(**_order_fields(before, after), rule=rule, fill_id=fill.fill_id, fill_qty=quantity,
                                    fill_price=trade.price, fill_value=value,
-                                   summary=f"{who} +{quantity} @ {price_text(trade.price)} ({cumulative}/"
+                                   summary=f"{who} +{quantity} @ {price_text(trade.price, trade.exchange)} "
+                                           f"({cumulative}/"
                                            f"{after.quantity}, {after.status}) [{rule}, trade {trade.trade_id}]"))
         before = after
     b.ledger[order.order_id] = ledger

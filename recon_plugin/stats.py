@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -32,11 +32,10 @@ class Stats:
 
     def since(self, earlier: Stats) -> Stats:
         """What was counted after ``earlier`` (the counters at the start of a run): this run's figures."""
-        return Stats(self.cycles - earlier.cycles, self.cycles_failed - earlier.cycles_failed,
-                     self.consecutive_failures, self.fills_applied - earlier.fills_applied,
-                     self.events_published - earlier.events_published, self.store_writes - earlier.store_writes,
-                     self.conflicts - earlier.conflicts, self.discrepancies - earlier.discrepancies,
-                     self.failures - earlier.failures, self.last_cycle_at, self.last_cycle_ms)
+        now, then = self.to_dict(), earlier.to_dict()
+        counts = {k: v - then[k] for k, v in now.items() if isinstance(v, int) and k != "consecutive_failures"}
+        return replace(self, **counts, discrepancies=self.discrepancies - earlier.discrepancies,
+                       failures=self.failures - earlier.failures)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Stats:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
@@ -161,28 +161,32 @@ class EntryFilter:
             self.severity)
 
 
-def summary_lines(entries: Sequence[JournalEntry], where: Where) -> list[str]:
+def summary_lines(entries: Iterable[JournalEntry], where: Where) -> tuple[list[str], int]:
     """The period, then the count of entries by severity and rule, the most pressing first; the orders of
-    an error (a LOST order) are named there."""
-    if not entries:
-        return ["journal: no entries match"]
+    an error (a LOST order) are named there. One pass over ``entries`` (a stream: never held whole);
+    returns the lines and how many entries there were."""
     by_severity: dict[Severity, Counter[str]] = {s: Counter() for s in SEVERITY_ORDER}
+    named: dict[str, dict[str, None]] = {}
+    first = last = None
     for e in entries:
-        by_severity[severity_of(e.rule)][e.rule] += 1
+        first, last = first or e, e
+        severity = severity_of(e.rule)
+        by_severity[severity][e.rule] += 1
+        if severity is Severity.ERROR:
+            named.setdefault(e.rule, {})[f"{e.order_id or '-'} {e.symbol or ''}".strip()] = None
+    if first is None or last is None:
+        return ["journal: no entries match"], 0
+    count = sum(sum(c.values()) for c in by_severity.values())
     totals = ", ".join(f"{sum(c.values())} {s}" for s, c in by_severity.items() if c)
-    zone = entries[0].at.astimezone(where.zone).tzname()
-    period = f"{where.time(entries[0].at)} to {where.time(entries[-1].at)}"
-    lines = [f"journal {period}: {plural(len(entries), 'entry', 'entries')} ({totals}); times {zone}"]
+    zone = first.at.astimezone(where.zone).tzname()
+    period = f"{where.time(first.at)} to {where.time(last.at)}"
+    lines = [f"journal {period}: {plural(count, 'entry', 'entries')} ({totals}); times {zone}"]
     for severity, counts in by_severity.items():
         for i, (rule, n) in enumerate(counts.most_common()):
-            named = ""
-            if severity is Severity.ERROR:
-                orders = dict.fromkeys(f"{e.order_id or '-'} {e.symbol or ''}".strip()
-                                       for e in entries if e.rule == rule)
-                named = ": " + ", ".join(orders)
-            lines += textwrap.wrap(f"  {severity.value if i == 0 else '':<8} {rule:<23} {n:>5}{named}", WIDTH,
+            orders = (": " + ", ".join(named[rule])) if rule in named else ""
+            lines += textwrap.wrap(f"  {severity.value if i == 0 else '':<8} {rule:<23} {n:>5}{orders}", WIDTH,
                                    subsequent_indent=" " * 41)
-    return lines
+    return lines, count
 
 
 _PRICE = re.compile(r"@ (\d+(?:\.\d+)?)")
@@ -202,16 +206,18 @@ def entry_line(e: JournalEntry, exchange: str | None, where: Where) -> str:
                 f"{action}")
 
 
-def report_lines(entries: Sequence[JournalEntry], exchanges: dict[str, str], where: Where,
-                 limit: int | None) -> list[str]:
-    """The summary of every matching entry, then the entries (the last ``limit`` of them), one line each."""
-    shown = list(entries[-limit:] if limit else entries)
-    lines = summary_lines(entries, where)
-    if entries:
-        lines.append(f"entries ({len(shown)} of {len(entries)}, oldest first; --json for both sides' evidence):"
-                     if len(shown) < len(entries) else "entries (oldest first; --json for both sides' evidence):")
-        lines += [entry_line(e, exchanges.get(e.order_id or ""), where) for e in shown]
-    return [clip(line) for line in lines]
+def report_lines(entries: Callable[[], Iterable[JournalEntry]], exchanges: dict[str, str], where: Where,
+                 limit: int | None) -> Iterator[str]:
+    """The summary of every matching entry, then the entries (the last ``limit`` of them), one line each.
+    ``entries()`` gives the matching entries afresh: read twice, as streams (the summary comes first)."""
+    lines, count = summary_lines(entries(), where)
+    yield from (clip(line) for line in lines)
+    if count:
+        shown = min(limit or count, count)
+        yield (f"entries ({shown} of {count}, oldest first; --json for both sides' evidence):" if shown < count
+               else "entries (oldest first; --json for both sides' evidence):")
+        for e in deque(entries(), maxlen=limit) if limit else entries():
+            yield entry_line(e, exchanges.get(e.order_id or ""), where)
 
 
 def exchanges_of(orders: Iterable[Order]) -> dict[str, str]:

@@ -286,14 +286,6 @@ def demo_config(directory: Path, extra: str = "") -> Path:
     """)
 
 
-def store_config(directory: Path) -> Path:
-    """A paper configuration whose store the test fills by hand (``seed_store``); no demo flow."""
-    return write(directory / "c.yaml", f"""
-        mode: paper
-        store: {{path: {directory / 'state.json'}}}
-    """)
-
-
 def seed_store(config: Path, changes: ChangeSet) -> None:
     """Apply ``changes`` (a ``ChangeSet``) to the store ``config`` names, as one write."""
     with App().open_host(config, with_broker=False) as host:

@@ -14,7 +14,7 @@ from hostspec.markers import hookimpl
 from hostspec.model import Event, OrderStatus
 from recon_plugin.engine import match_book, orders_to_query
 from recon_plugin.settings import settings_for
-from tests.helpers import demo_config, store_config, tradehost, write
+from tests.helpers import demo_config, paper_config, tradehost, write
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +181,6 @@ def test_the_demos_second_run_says_that_paper_reset_is_what_is_wanted(demo_book,
 
 
 def test_a_store_with_nothing_to_resolve_names_the_order(tmp_path):
-    config = store_config(tmp_path)
+    config = paper_config(tmp_path, tmp_path / "state.json")
     result = tradehost("recon", "resolve", "NOPE", "--as", "cancelled", "--reason", "x", "--config", str(config))
     assert result.returncode == 2 and "no order 'NOPE' in today's state" in result.stderr

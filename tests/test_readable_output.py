@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hostspec.model import ChangeSet, JournalEntry, Order, OrderStatus, Position, Side
-from tests.helpers import at, demo_config, seed_store, store_config, tradehost
+from tests.helpers import at, demo_config, paper_config, seed_store, tradehost
 
 S = OrderStatus
 PRICE = re.compile(r"(?:avg|for|@) (\d+\.\d+)")
@@ -180,7 +180,7 @@ entries (oldest first; --json for both sides' evidence):
 
 
 def test_status_and_report_of_a_handmade_book_exactly(tmp_path):
-    config = store_config(tmp_path)
+    config = paper_config(tmp_path, tmp_path / "state.json")
     seed_store(config, handmade_book())
     status = tradehost("recon", "status", "--config", str(config))
     assert status.stdout == HANDMADE_STATUS, status.stdout
@@ -193,7 +193,7 @@ def test_status_and_report_of_a_handmade_book_exactly(tmp_path):
 def test_check_says_what_a_cycle_would_do_in_sentences_and_exits_by_what_it_says(tmp_path):
     """An order of a past trading day, open locally and absent from today's book: no rule fires yet,
     but a cycle would record its day and ask the broker for it, so it is a difference (exit 1), said so."""
-    config = store_config(tmp_path)
+    config = paper_config(tmp_path, tmp_path / "state.json")
     old = Order(order_id="OLD-1", exchange="NSE", symbol="INFY", product="CNC", side=Side.BUY, quantity=5,
                 status=S.PLACED, created_at=at(0), updated_at=at(0), broker_order_id="P-GONE")
     seed_store(config, ChangeSet(orders=[old]))
@@ -213,7 +213,7 @@ def test_check_says_what_a_cycle_would_do_in_sentences_and_exits_by_what_it_says
 def test_a_reader_that_closes_the_pipe_ends_the_command_with_status_0(tmp_path, command):
     """Through a real shell pipe, several times: the output is far larger than the pipe's buffer, so the
     writer always meets the closed pipe."""
-    config = store_config(tmp_path)
+    config = paper_config(tmp_path, tmp_path / "state.json")
     orders = [Order(order_id=f"P-{i:05d}", exchange="NSE", symbol="INFY", product="CNC", side=Side.BUY, quantity=1,
                     status=S.FILLED, created_at=at(i), updated_at=at(i), broker_order_id=f"B-{i}", filled_qty=1,
                     avg_price=Decimal("100.05")) for i in range(3000)]
