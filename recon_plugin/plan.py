@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from hostspec.calendar import MarketCalendar
+from hostspec.display import money
 from hostspec.events import Payload
 from hostspec.model import (
     BrokerOrder,
@@ -272,7 +273,12 @@ def position_summary(key: InstrumentKey, local_qty: int, broker_qty: int) -> str
     return f"{key_str(key)} local {local_qty} vs broker {broker_qty}"
 
 
-def price_text(value: Decimal) -> str:
-    """A price for a human: at most 4 decimals (rounded half-even, explicitly: the event data keeps
-    the exact figure)."""
+def price_text(value: Decimal, exchange: str | None = None) -> str:
+    """A price for a human, at the exchange's tick precision (``hostspec.display.money``: rounded
+    half-even, explicitly; the event data keeps the exact figure)."""
+    return money(value, exchange)
+
+
+def journal_price(value: Decimal) -> str:
+    """A price as journal actions write it: at most 4 decimals (the text is part of the entry's id)."""
     return f"{value.quantize(Decimal('0.0001')).normalize():f}"

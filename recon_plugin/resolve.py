@@ -47,7 +47,7 @@ from recon_plugin.events import (
     PositionDifference,
     PositionSynced,
 )
-from recon_plugin.plan import DAY_EXCHANGE, PlanBuilder, position_summary, price_text
+from recon_plugin.plan import DAY_EXCHANGE, PlanBuilder, journal_price, position_summary, price_text
 from recon_plugin.rules import Rule
 
 R = Rule
@@ -277,10 +277,11 @@ def reconcile_trades(b: PlanBuilder, order: Order, trades: list[Trade]) -> None:
         after = b.update_order(before, filled_qty=cumulative, status=status)
         rule = _fill_rule(before, status)
         who = f"{after.order_id} {after.symbol} {after.side.value}"
-        b.decide(rule, f"applied {quantity} @ {price_text(trade.price)} (trade {trade.trade_id})", before, None,
+        b.decide(rule, f"applied {quantity} @ {journal_price(trade.price)} (trade {trade.trade_id})", before, None,
                  event=OrderFilled(**_order_fields(before, after), rule=rule, fill_id=fill.fill_id, fill_qty=quantity,
                                    fill_price=trade.price, fill_value=value,
-                                   summary=f"{who} +{quantity} @ {price_text(trade.price)} ({cumulative}/"
+                                   summary=f"{who} +{quantity} @ {price_text(trade.price, trade.exchange)} "
+                                           f"({cumulative}/"
                                            f"{after.quantity}, {after.status}) [{rule}, trade {trade.trade_id}]"))
         before = after
     b.ledger[order.order_id] = ledger
@@ -300,9 +301,9 @@ def _correct_value(b: PlanBuilder, order: Order, bo: BrokerOrder | None, applied
              f"({difference:+})", order, bo, event=FillCorrected(
                  **_order_fields(order, updated), rule=R.VALUE_CORRECTED, previous_value=applied.filled_value,
                  value=value, difference=difference,
-                 summary=f"{who} average {price_text(applied.filled_value / applied.filled_qty)} -> "
-                         f"{price_text(average)} on {applied.filled_qty} filled, {why} ({difference:+}) "
-                         "[value-corrected]"))
+                 summary=f"{who} average {price_text(applied.filled_value / applied.filled_qty, order.exchange)} -> "
+                         f"{price_text(average, order.exchange)} on {applied.filled_qty} filled, {why} "
+                         f"({difference:+}) [value-corrected]"))
 
 
 def _fill_rule(order: Order, target: OrderStatus) -> Rule:
@@ -336,8 +337,9 @@ def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrde
     who = f"{after.order_id} {after.symbol} {after.side.value}"
     if fill:
         rule = _fill_rule(before, after.status)
-        applied = f"{fill.quantity} @ {price_text(fill.price)}"
-        b.decide(rule, f"applied {applied}", before, bo, event=OrderFilled(
+        applied = f"{fill.quantity} @ {price_text(fill.price, fill.exchange)}"
+        # the journal's action keeps its released text (4 decimals at most): the entry's id is made of it
+        b.decide(rule, f"applied {fill.quantity} @ {journal_price(fill.price)}", before, bo, event=OrderFilled(
             **base, rule=rule, fill_id=fill.fill_id, fill_qty=fill.quantity, fill_price=fill.price,
             fill_value=fill.value, summary=f"{who} +{applied} ({after.filled_qty}/{after.quantity}, {after.status}) "
                                            f"[{rule}]"))
@@ -365,8 +367,11 @@ def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrde
     elif not (fill and after.status in (S.PARTIAL, S.FILLED)):
         rule = (R.FOUND if before.status is S.LOST else R.CANCEL_WAS_FILL if before.status.is_terminal
                 else R.SUBMIT_CONFIRMED if linked else R.ACK)
-        b.decide(rule, f"{before.status} -> {after.status}", before, bo,
-                 event=OrderUpdated(**base, rule=rule, summary=f"{who} {before.status} -> {after.status} [{rule}]"))
+        event = OrderUpdated(**base, rule=rule, summary=f"{who} {before.status} -> {after.status} [{rule}]")
+        if rule in (R.FOUND, R.SUBMIT_CONFIRMED):  # decided in reconcile_seen: one journal entry, not two
+            b.announce(event)
+        else:
+            b.decide(rule, f"{before.status} -> {after.status}", before, bo, event=event)
 
 
 def report_anomalies(b: PlanBuilder, duplicates: dict[str, list[BrokerOrder]],
@@ -716,7 +721,7 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
         b.checkpoint["position_watch"] = new_watch
     for key, (local_qty, broker_qty) in sorted(diffs.items()):
         if key not in drifted and watch.get(key_str(key)) is None:
-            b.decide(R.POSITION_MISMATCH, "watching: rebuilt if it persists", None, None,
+            b.decide(R.POSITION_MISMATCH, "watched; rebuilt from the broker's if it persists", None, None,
                      symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
     if not drifted:
         return

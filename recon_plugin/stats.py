@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -29,6 +29,13 @@ class Stats:
         data["discrepancies"] = dict(self.discrepancies)
         data["failures"] = dict(self.failures)
         return data
+
+    def since(self, earlier: Stats) -> Stats:
+        """What was counted after ``earlier`` (the counters at the start of a run): this run's figures."""
+        now, then = self.to_dict(), earlier.to_dict()
+        counts = {k: v - then[k] for k, v in now.items() if isinstance(v, int) and k != "consecutive_failures"}
+        return replace(self, **counts, discrepancies=self.discrepancies - earlier.discrepancies,
+                       failures=self.failures - earlier.failures)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Stats:
