@@ -12,7 +12,16 @@ and an entry point in the ``hostspec`` group. The specs and their contracts are 
 ``hostspec.hookspecs``; the broker and store protocols in ``hostspec.broker`` and ``hostspec.store``.
 """
 
-from hostspec.broker import Broker, BrokerError, FailureKind, HoldingsBroker
+from hostspec.broker import (
+    Broker,
+    BrokerError,
+    FailureKind,
+    HoldingsBroker,
+    PushingBroker,
+    PushSink,
+    TaggingBroker,
+    TradesBroker,
+)
 from hostspec.commands import Command, HostOpener
 from hostspec.config import Config, Option, setting
 from hostspec.errors import ConfigError, HostError, PluginError, ResourceBusyError
@@ -32,6 +41,7 @@ from hostspec.model import (
     OrderStatus,
     Position,
     Side,
+    Trade,
 )
 from hostspec.store import ConflictError, StateStore, StoreError
 
@@ -62,10 +72,15 @@ __all__ = [
     "OrderStatus",
     "PluginError",
     "Position",
+    "PushSink",
+    "PushingBroker",
     "ResourceBusyError",
     "Side",
     "StateStore",
     "StoreError",
+    "TaggingBroker",
+    "Trade",
+    "TradesBroker",
     "hookimpl",
     "hookspec",
     "setting",

@@ -10,10 +10,11 @@ import logging
 import sys
 import weakref
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from hostspec.calendar import Clock
+from hostspec.calendar import Clock, MarketCalendar
 from hostspec.commands import Command
 from hostspec.config import (
     Config,
@@ -25,11 +26,23 @@ from hostspec.config import (
     validate,
 )
 from hostspec.errors import ConfigError, PluginError
+from hostspec.hookspecs import BrokerFactory, StoreFactory
 from hostspec.host import Host
 from hostspec.manager import ENTRY_POINT_GROUP, PluginManager, env_disabled
 
 F = TypeVar("F", bound=Callable[..., object])
 log = logging.getLogger("tradehost")
+
+
+@dataclass(frozen=True)
+class Configured:
+    """A validated configuration and the plugins it allows, configured: what a host is opened from."""
+
+    config: Config
+    plugins: PluginManager
+    calendar: MarketCalendar | None
+    brokers: dict[str, tuple[str, BrokerFactory]]
+    stores: dict[str, tuple[str, StoreFactory]]
 
 
 class App:
@@ -50,6 +63,25 @@ class App:
 
         Raises ``ConfigError`` for anything the user must fix in the file or the environment.
         """
+        path = Path(config_path)
+        c = self.configure(path, extra_plugins)
+        broker_factory = _choose(c.brokers, c.config.broker.name, "broker", path)
+        store_factory = _choose(c.stores, c.config.store.name, "store", path)
+        host = Host(c.config, read_only=read_only, sinks=c.plugins.handle_event, clock=clock, calendar=c.calendar)
+        self._managers[host] = c.plugins
+        try:
+            host.store = store_factory(host)
+            if with_broker:
+                host.broker = broker_factory(host)
+        except BaseException:
+            host.close()
+            raise
+        return host
+
+    def configure(self, config_path: str | Path, extra_plugins: Iterable[tuple[str, object]] = ()) -> Configured:
+        """Read and validate ``config_path`` with the plugins it allows, and let them configure
+        themselves: everything ``open_host`` does before it creates a store or a broker (so nothing is
+        opened). Raises ``ConfigError`` as ``open_host`` does, an unknown broker or store name included."""
         path = Path(config_path)
         raw = read_yaml(path)
         extras = [*self.extra_plugins, *extra_plugins]
@@ -73,18 +105,9 @@ class App:
             if isinstance(exc.error, ConfigError):
                 raise exc.error from exc
             raise ConfigError(path, "", str(exc)) from exc
-        broker_factory = _choose(brokers, config.broker.name, "broker", path)
-        store_factory = _choose(stores, config.store.name, "store", path)
-        host = Host(config, read_only=read_only, sinks=plugins.handle_event, clock=clock, calendar=calendar)
-        self._managers[host] = plugins
-        try:
-            host.store = store_factory(host)
-            if with_broker:
-                host.broker = broker_factory(host)
-        except BaseException:
-            host.close()
-            raise
-        return host
+        _choose(brokers, config.broker.name, "broker", path)
+        _choose(stores, config.store.name, "store", path)
+        return Configured(config, plugins, calendar, brokers, stores)
 
 
     def start(self, host: Host) -> None:
@@ -92,12 +115,18 @@ class App:
         plugin that failed (call ``stop`` all the same)."""
         self._managers[host].startup(host)
 
-    def stop(self, host: Host) -> None:
+    def stop(self, host: Host, last_look: Callable[[Host], None] | None = None) -> None:
         """Stop a host opened here: set ``stop_requested``, run every ``hostspec_shutdown`` (each
-        guarded), then close the broker and the store."""
+        guarded), call ``last_look(host)`` (the store is still open: ``tradehost run`` reads the book's
+        final state there; an error in it is logged), then close the broker and the store."""
         host.stop_requested.set()
         try:
             self._managers[host].shutdown(host)
+            if last_look is not None:
+                try:
+                    last_look(host)
+                except Exception as exc:
+                    log.warning("could not read the final state of the book: %s: %s", type(exc).__name__, exc)
         finally:
             host.close()
 

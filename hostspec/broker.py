@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from hostspec.errors import HostError
-from hostspec.model import BrokerOrder, Holding, Position, Side
+from hostspec.model import BrokerOrder, Holding, Position, Side, Trade
 
 
 class FailureKind(StrEnum):
@@ -104,4 +105,61 @@ class TaggingBroker(Protocol):
 
     def order_tag(self, order_id: str) -> str:
         """The tag this broker sends, and lists, for the local order id ``order_id``."""
+        ...
+
+
+@runtime_checkable
+class TradesBroker(Protocol):
+    """Optional: a broker that reports its trades, the executions behind an order's cumulative fill
+    figures (``isinstance(broker, TradesBroker)``). A broker without it keeps inferred fills: the
+    increment of an order's cumulative quantity, valued at its cumulative average.
+
+    With it, fills are the trades themselves (each its own quantity and exact price), applied once by
+    ``Trade.identity``; an inferred fill later confirmed by trades is replaced, not added, and a value
+    that differs is corrected by the exact difference. The reconciler reads trades only when an
+    order's filled quantity moved, and at a slow pace otherwise, within the broker's rate limit.
+    """
+
+    def fetch_trades(self) -> list[Trade]:
+        """Every trade of the trading day (one request). Raises ``BrokerError``, never ``[]``, when it
+        cannot tell."""
+        ...
+
+
+class PushSink(Protocol):
+    """Where a pushing broker delivers what it is told; every method may be called from any thread
+    and returns at once (the reconciler queues the work on its own loop)."""
+
+    def order(self, update: BrokerOrder) -> None:
+        """One order as the broker's push channel reported it: a partial snapshot of that order alone
+        (it says nothing about any other order). Sent in any order, possibly twice, possibly older
+        than the last poll: the reconciler applies it through the same rules as a poll."""
+        ...
+
+    def connected(self) -> None:
+        """The channel is (re)connected. Pushes are not replayed after a disconnect: the reconciler
+        makes a full resync (a poll) on every call."""
+        ...
+
+    def disconnected(self, reason: str) -> None:
+        """The channel went down (``reason`` names why, without a secret); polling speeds up."""
+        ...
+
+
+@runtime_checkable
+class PushingBroker(Protocol):
+    """Optional: a broker that pushes order updates as they happen (``isinstance(broker, PushingBroker)``),
+    such as Kite's WebSocket order updates. Polling stays the backstop: the reconciler polls more
+    slowly while the channel is healthy, faster when it goes quiet or down, and resyncs on every
+    (re)connect.
+    """
+
+    def start_push(self, loop: asyncio.AbstractEventLoop, sink: PushSink) -> None:
+        """Start the channel, delivering to ``sink``. ``loop`` is the reconciler's running event loop,
+        for a client that runs as a task on it (or the plugin may use a thread of its own). Returns at
+        once; (re)connecting is the plugin's job, reported through ``sink``."""
+        ...
+
+    def stop_push(self) -> None:
+        """Stop the channel (at shutdown, before ``close``); returns within a second or two."""
         ...

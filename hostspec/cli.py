@@ -11,9 +11,11 @@ from types import FrameType
 
 from hostspec.app import App
 from hostspec.commands import Command, HostOpener
-from hostspec.console import ConsoleSink
+from hostspec.console import ConsoleSink, silence
 from hostspec.errors import ConfigError, HostError, PluginError
+from hostspec.info import INFO_COMMANDS, version_text
 from hostspec.manager import DISABLE_ENV
+from hostspec.model import LocalState
 from hostspec.secrets import RedactingFilter
 
 log = logging.getLogger("tradehost")
@@ -48,6 +50,8 @@ def run_command(args: argparse.Namespace, app: HostOpener) -> int:
         raise ConfigError("--duration", "", "must be a positive number of seconds")
     console = ConsoleSink(sys.stdout)
     host = app.open_host(args.config, extra_plugins=[("console", console)])
+    console.zone = host.calendar.zone if host.calendar is not None else None
+    book: list[LocalState] = []
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s; stopping", signal.Signals(signum).name)
@@ -65,34 +69,20 @@ def run_command(args: argparse.Namespace, app: HostOpener) -> int:
         log.error("%s; stopping", exc)
         status = 1
     finally:
-        app.stop(host)
+        app.stop(host, last_look=lambda h: book.extend([h.store.load()] if h.store is not None else []))
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    for line in console.summary_lines():
+    for line in console.summary_lines(book[0] if book else None):
         print(line)
     if host.sink_failures:
         print("event sinks that raised: " + ", ".join(f"{k} ({v})" for k, v in host.sink_failures.items()))
     return status
 
 
-def plugins_command(args: argparse.Namespace, app: HostOpener) -> int:
-    """``tradehost plugins``: what is loaded, from which distribution, implementing which hooks."""
-    assert isinstance(app, App), "tradehost plugins lists the reference host's plugins"
-    for info in app.plugins.describe():
-        version = f" {info.version}" if info.version else ""
-        print(f"{info.name:<10} {info.distribution}{version}")
-        print(f"{'':<10} hooks: {', '.join(info.hooks) or '(none)'}")
-    for failure in app.plugins.failures:
-        print(f"{failure.name:<10} {failure.distribution}: NOT LOADED: {failure.error}")
-    for name in app.plugins.blocked:
-        print(f"{name:<10} disabled ({DISABLE_ENV})")
-    return 0
-
-
 BUILTIN_COMMANDS = (
     Command("run", "run the host: reconcile continuously and print events as they happen",
             _setup_run, run_command, uses_config=True),
-    Command("plugins", "list the loaded plugins, their distributions and hooks", run=plugins_command),
+    *INFO_COMMANDS,
 )
 
 
@@ -101,6 +91,7 @@ def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
         prog="tradehost", description="A trading host with pluggable brokers, stores and reconciliation.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in commands:
         command.add_to(sub)
@@ -115,7 +106,11 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> int:
     command: Command = args.command_to_run
     assert command.run is not None
     try:
-        return command.run(args, app)
+        status = command.run(args, app)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        return _reader_went_away()
     except ConfigError as exc:
         print(f"tradehost: configuration error: {exc}", file=sys.stderr)
         return exc.exit_status
@@ -128,6 +123,13 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> int:
         log.exception("tradehost %s failed", args.command)
         print(f"tradehost: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def _reader_went_away() -> int:
+    """The reader of stdout closed it (``tradehost recon status --json | head -1``): not a failure of
+    the command. What is left in the buffer goes nowhere (no second error at exit); exit 0."""
+    silence(sys.stdout)
+    return 0
 
 
 if __name__ == "__main__":

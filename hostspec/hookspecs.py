@@ -138,9 +138,11 @@ def hostspec_shutdown(host: Host) -> None:
 def hostspec_handle_event(event: Event, host: Host) -> None:
     """An event sink: receive every event the host's plugins announce (``host.emit``).
 
-    Called on the thread that emitted the event (for reconciliation events, the reconciler's
-    thread): keep it fast, and hand slow work to a queue of your own. Every implementation
-    receives every event; one that raises is logged with its name and skipped, and the others still
-    receive the event. The same event (same ``event_id``) may arrive twice around a crash.
+    Called on the thread that emitted the event (for reconciliation events, the reconciler's worker
+    thread, never inside a running event loop: a sink may call ``asyncio.run`` for an async client):
+    keep it fast, and hand slow work to a queue of your own. Every implementation receives every
+    event; one that raises (anything, ``SystemExit`` included) is logged with its name and skipped,
+    and the others still receive the event. The same event (same ``event_id``) may arrive twice
+    around a crash.
     """
 

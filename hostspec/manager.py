@@ -159,7 +159,9 @@ class PluginManager:
         for impl in reversed(self.pm.hook.hostspec_handle_event.get_hookimpls()):
             try:
                 impl.function(**{k: v for k, v in (("event", event), ("host", host)) if k in impl.argnames})
-            except Exception:
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # SystemExit too: one sink's sys.exit() must end neither the others nor the host
                 failed.append(impl.plugin_name)
                 log.exception("event sink %r raised on %s %s; skipped", impl.plugin_name, event.kind, event.event_id)
         return failed

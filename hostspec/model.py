@@ -146,6 +146,9 @@ class Order:
     """The local order this one was made from (an autoslice child, an iceberg leg, a cover order's second
     leg), or the broker's reference to what placed it when no local order did (``gtt:<id>``)."""
     tags: tuple[str, ...] = field(default=(), metadata=SPARSE)
+    seen_at: datetime | None = field(default=None, metadata=SPARSE)
+    """The broker's update time of the newest report of it applied: an older report (a poll that
+    started before a push, a push older than the last poll) changes nothing."""
 
     @property
     def key(self) -> InstrumentKey:
@@ -279,16 +282,47 @@ def positions_from_fills(orders: Iterable[BrokerOrder],
 
 
 @dataclass(frozen=True, slots=True)
+class Trade:
+    """One execution the broker reports for an order: its own quantity and exact price, never an
+    average. ``identity`` names it across requests, processes and days; a broker plugin that knows
+    more about its trade ids may not assume more than they promise (Kite: ``trade_id`` is exchange
+    generated, unique only with the exchange, the order and the day)."""
+
+    trade_id: str
+    broker_order_id: str
+    exchange: str
+    symbol: str
+    product: str
+    side: Side
+    quantity: int
+    price: Decimal
+    filled_at: datetime | None = None
+
+    @property
+    def identity(self) -> str:
+        """Exchange, trade id, order id and trading day (the fill's date in its own time zone)."""
+        day = self.filled_at.date().isoformat() if self.filled_at is not None else "-"
+        return f"{self.exchange}|{self.trade_id}|{self.broker_order_id}|{day}"
+
+    @property
+    def value(self) -> Decimal:
+        return self.price * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """What has been applied to positions for one order: cumulative quantity and exact value.
 
     The ledger is the exactly-once guard: a fill is applied only for quantity beyond ``filled_qty``,
     and the entry is written in the same atomic store write as the position change it causes.
+    ``trades`` are the identities (``Trade.identity``) of the broker's trades applied: when they
+    cover ``filled_qty``, ``filled_value`` is their exact sum, not an inference from an average.
     """
 
     order_id: str
     filled_qty: int = 0
     filled_value: Decimal = ZERO
+    trades: tuple[str, ...] = field(default=(), metadata=SPARSE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from hostspec.calendar import MarketCalendar
-from hostspec.model import BrokerOrder, ChangeSet, LedgerEntry, LocalState, Mode, Order, OrderStatus
+from hostspec.model import BrokerOrder, ChangeSet, LedgerEntry, LocalState, Mode, Order, OrderStatus, Trade
 from recon_plugin.plan import Plan, PlanBuilder, Snapshot
 from recon_plugin.resolve import (
     current_state,
@@ -25,6 +25,7 @@ from recon_plugin.resolve import (
     reconcile_parent,
     reconcile_positions,
     reconcile_seen,
+    reconcile_trades,
     report_anomalies,
 )
 from recon_plugin.rules import Rule
@@ -129,7 +130,9 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
     b = PlanBuilder(state, settings, snapshot.fetched_at, snapshot.calendar)
     b.queried = snapshot.queried
     b.unanswered = snapshot.unanswered
-    b.run, b.sequence = snapshot.run, snapshot.sequence
+    b.run, b.sequence, b.partial = snapshot.run, snapshot.sequence, snapshot.partial
+    if snapshot.partial:
+        return _plan_partial(b, state, snapshot)
     if stale := _stale(state, snapshot):
         b.decide(Rule.STALE_SNAPSHOT, stale, None, None)
         return Plan(ChangeSet(), b.decisions, [])
@@ -141,19 +144,28 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
     m = match_book(state, snapshot.orders, snapshot.order_tag, snapshot.unreadable)
     if snapshot.unidentified:
         m.missing = []  # a malformed record could be any of them: none is counted missing this cycle
-    if memo is None or memo.ledger is not state.ledger or m.orders != memo.orders or m.brokers != memo.brokers:
+    traded: set[str] = set()
+    if snapshot.trades:  # first: a fill the trades show is applied at its own price, never inferred first
+        for order, bo in zip(m.orders, m.brokers, strict=True):
+            if (of_order := snapshot.trades.get(bo.broker_order_id)) is not None:
+                reconcile_trades(b, order, of_order)
+                traded.add(bo.broker_order_id)
+    if (memo is None or memo.ledger is not state.ledger or m.orders != memo.orders or m.brokers != memo.brokers
+            or b.orders):
         all_in_sync = True
         for order, bo in zip(m.orders, m.brokers, strict=True):
-            if not in_sync(order, bo, state.ledger.get(order.order_id)):
+            if not in_sync(order, bo, b.ledger.get(order.order_id) or state.ledger.get(order.order_id)):
                 all_in_sync = False
-                reconcile_seen(b, order, bo)
+                reconcile_seen(b, b.orders.get(order.order_id, order), bo)
         if memo is not None and all_in_sync:
             memo.orders, memo.brokers, memo.ledger = m.orders, m.brokers, state.ledger
         elif memo is not None:
             memo.orders, memo.brokers, memo.ledger = [], [], None
     if m.missing or m.unmatched or state.checkpoint.get("reported_external"):
         _reconcile_unpaired(b, state, snapshot.orders, m)
-    if (m.duplicates or m.double_claims or b.reused or snapshot.unreadable or snapshot.unidentified
+    if snapshot.trades:
+        _reconcile_trades(b, state, m, {i: t for i, t in snapshot.trades.items() if i not in traded})
+    if (m.duplicates or m.double_claims or b.reused or b.anomalies or snapshot.unreadable or snapshot.unidentified
             or state.checkpoint.get("book_anomalies")):
         report_anomalies(b, m.duplicates, m.double_claims, {**snapshot.unreadable, **{
             f"#{i}": text for i, text in enumerate(snapshot.unidentified)}})
@@ -169,6 +181,42 @@ def plan_cycle(state: LocalState, snapshot: Snapshot, settings: Settings, memo: 
         if snapshot.holdings is not None and snapshot.holdings_fresh:
             reconcile_holdings(b, snapshot.holdings)
     return b.build()
+
+
+def _plan_partial(b: PlanBuilder, state: LocalState, snapshot: Snapshot) -> Plan:
+    """A partial snapshot (a push: some orders, as the broker just reported them) through the same
+    rules as a poll, for those orders only: it says nothing about any other order (none is missing),
+    nor about positions; a pushed order no local order accounts for is adopted (or linked to its
+    parent) like a polled one. Which report of one order is newer is decided per order, by its broker
+    time (``reconcile_seen``), never by the run's snapshot order: a poll that started before a push may
+    be applied after it."""
+    m = match_book(state, snapshot.orders, snapshot.order_tag, snapshot.unreadable)
+    for order, bo in zip(m.orders, m.brokers, strict=True):
+        if not in_sync(order, bo, state.ledger.get(order.order_id)):
+            reconcile_seen(b, order, bo)
+    m.missing = []
+    if m.unmatched:
+        _reconcile_unpaired(b, state, snapshot.orders, m, prune_reported=False)
+    return b.build()
+
+
+def _reconcile_trades(b: PlanBuilder, state: LocalState, m: Matching, trades: Mapping[str, list[Trade]]) -> None:
+    """The day's trades against the orders they belong to: matched orders (and today's local orders the
+    book no longer lists) by broker id. A trade of an order no local order accounts for, and that the
+    book does not list either, is reported once; it is never applied on its own."""
+    local = {o.broker_order_id: o for o in state.orders.values() if o.broker_order_id is not None}
+    for new in b.orders.values():  # orders adopted or linked this cycle
+        if new.broker_order_id is not None:
+            local.setdefault(new.broker_order_id, new)
+    listed = {bo.broker_order_id for bo in m.unmatched}
+    for broker_id, of_order in trades.items():
+        owner = local.get(broker_id)
+        if owner is not None:
+            reconcile_trades(b, b.orders.get(owner.order_id, owner), of_order)
+        elif broker_id not in listed and broker_id not in state.archived:
+            b.anomalies[f"trade-of-unknown:{broker_id}"] = (
+                f"{len(of_order)} trades of broker order {broker_id} ({of_order[0].symbol}), which no local order "
+                "accounts for and the book does not list: not applied")
 
 
 def _stale(state: LocalState, snapshot: Snapshot) -> str | None:
@@ -189,7 +237,8 @@ def _stale(state: LocalState, snapshot: Snapshot) -> str | None:
     return None
 
 
-def _reconcile_unpaired(b: PlanBuilder, state: LocalState, book: list[BrokerOrder], m: Matching) -> None:
+def _reconcile_unpaired(b: PlanBuilder, state: LocalState, book: list[BrokerOrder], m: Matching,
+                        prune_reported: bool = True) -> None:
     """The local orders the book does not list and the broker orders no local order accounts for.
 
     A broker order made of another (``BrokerOrder.parent_order_id``) whose parent is a local order is
@@ -215,7 +264,7 @@ def _reconcile_unpaired(b: PlanBuilder, state: LocalState, book: list[BrokerOrde
         else:
             reconcile_external(b, bo)
     reported = b.checkpoint.get("reported_external", state.checkpoint.get("reported_external"))
-    if reported:  # external orders reported and not adopted: remembered while the book lists them
+    if reported and prune_reported:  # external orders reported and not adopted: remembered while the book lists them
         listed = {bo.broker_order_id for bo in m.unmatched}
         if (kept := [i for i in reported if i in listed]) != reported:
             b.checkpoint["reported_external"] = kept

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from hostspec.calendar import MarketCalendar
+from hostspec.display import money
 from hostspec.events import Payload
 from hostspec.model import (
     BrokerOrder,
@@ -30,6 +31,7 @@ from hostspec.model import (
     Order,
     Position,
     Side,
+    Trade,
     key_str,
     stable_id,
 )
@@ -77,6 +79,12 @@ class Snapshot:
     (``recon_plugin.seam``): their local orders are left as they are this cycle, never missing."""
     unidentified: tuple[str, ...] = ()
     """Malformed records without a readable id: no order is counted missing this cycle."""
+    partial: bool = False
+    """Some orders only, as pushed (``hostspec.broker.PushSink.order``): nothing about any other order
+    or about positions."""
+    trades: Mapping[str, list[Trade]] | None = None
+    """The day's trades by broker order id, when read this cycle (``hostspec.broker.TradesBroker``);
+    None: not read (inferred fills stand until they are)."""
 
 
 @dataclass(frozen=True)
@@ -141,9 +149,11 @@ class PlanBuilder:
         self.checkpoint: dict[str, Any] = {}
         self.decisions: list[Decision] = []
         self.filled_keys: set[InstrumentKey] = set()  # positions a fill moved this cycle
+        self.anomalies: dict[str, str] = {}  # found by a rule, reported once while they last (report_anomalies)
         self.reused: list[tuple[Order, BrokerOrder]] = []  # ended orders whose broker id now lists another instrument
         self.run: str | None = None  # the snapshot's run and sequence, recorded with every write
         self.sequence = 0
+        self.partial = False  # a push: its write records no snapshot time (a poll's ordering is not a push's)
         self.journal: list[JournalEntry] = []
         self.events: list[Event] = []
         self.fills: list[Fill] = []
@@ -253,7 +263,7 @@ class PlanBuilder:
             orders=list(self.orders.values()), positions=list(self.positions.values()),
             ledger=list(self.ledger.values()),
             journal=self.journal, events=self.events, checkpoint=self.checkpoint)
-        if not changes.is_empty():
+        if not changes.is_empty() and not self.partial:
             changes.checkpoint = {**self.checkpoint, "last_snapshot_at": self.now.isoformat(),
                                   "last_snapshot_run": self.run, "last_snapshot_sequence": self.sequence}
         return Plan(changes, self.decisions, self.fills)
@@ -263,7 +273,12 @@ def position_summary(key: InstrumentKey, local_qty: int, broker_qty: int) -> str
     return f"{key_str(key)} local {local_qty} vs broker {broker_qty}"
 
 
-def price_text(value: Decimal) -> str:
-    """A price for a human: at most 4 decimals (rounded half-even, explicitly: the event data keeps
-    the exact figure)."""
+def price_text(value: Decimal, exchange: str | None = None) -> str:
+    """A price for a human, at the exchange's tick precision (``hostspec.display.money``: rounded
+    half-even, explicitly; the event data keeps the exact figure)."""
+    return money(value, exchange)
+
+
+def journal_price(value: Decimal) -> str:
+    """A price as journal actions write it: at most 4 decimals (the text is part of the entry's id)."""
     return f"{value.quantize(Decimal('0.0001')).normalize():f}"

@@ -17,10 +17,12 @@ from hostspec.host import Host
 from recon_plugin.commands import RECON_COMMAND
 from recon_plugin.runner import Reconciler, make_reconciler
 from recon_plugin.settings import Settings, settings_for
+from recon_plugin.stats import Stats
 
 log = logging.getLogger("recon")
 
 _running: weakref.WeakKeyDictionary[Host, Reconciler] = weakref.WeakKeyDictionary()
+_at_start: weakref.WeakKeyDictionary[Host, Stats] = weakref.WeakKeyDictionary()  # the counters when it started
 
 
 def reconciler_for(host: Host) -> Reconciler | None:
@@ -41,6 +43,7 @@ def hostspec_startup(host: Host) -> None:
         return
     reconciler = make_reconciler(host, settings)
     _running[host] = reconciler
+    _at_start[host] = Stats.from_dict(reconciler.stats.to_dict())
     replayed = reconciler.publisher.publish_pending()
     if replayed:
         log.info("delivered %d events left unsent by the previous run", replayed)
@@ -63,10 +66,10 @@ def hostspec_shutdown(host: Host) -> None:
         return
     reconciler.stop()
     reconciler.flush()
-    s = reconciler.stats
-    log.info("reconciler stopped: %d cycles (%d failed), %d fills applied, %d events published, "
-             "discrepancies: %s", s.cycles, s.cycles_failed, s.fills_applied, s.events_published,
-             dict(s.discrepancies) or "none")
+    s = reconciler.stats.since(_at_start.pop(host, Stats()))  # this run's, not the store's since it began
+    log.info("reconciler stopped; this run: %d cycles (%d failed), %d fills applied, %d events published, "
+             "%d decisions (recon report has them by rule)", s.cycles, s.cycles_failed, s.fills_applied,
+             s.events_published, sum(s.discrepancies.values()))
 
 
 @hookimpl

@@ -15,6 +15,7 @@ Invariants every rule keeps, whatever the broker sends:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypedDict
@@ -30,6 +31,7 @@ from hostspec.model import (
     OrderStatus,
     Position,
     Side,
+    Trade,
     key_str,
     stable_id,
 )
@@ -45,7 +47,7 @@ from recon_plugin.events import (
     PositionDifference,
     PositionSynced,
 )
-from recon_plugin.plan import DAY_EXCHANGE, PlanBuilder, position_summary, price_text
+from recon_plugin.plan import DAY_EXCHANGE, PlanBuilder, journal_price, position_summary, price_text
 from recon_plugin.rules import Rule
 
 R = Rule
@@ -110,6 +112,9 @@ def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
     if order.status.is_terminal and (bo.side, bo.key) != (order.side, order.key):
         b.reused.append((order, bo))  # its id reused for another instrument: an ended order never changes
         return
+    if order.seen_at is not None and bo.updated_at is not None and (bo.updated_at < order.seen_at or (
+            b.partial and bo.updated_at == order.seen_at and bo.filled_qty < b.applied(order.order_id).filled_qty)):
+        return  # an older report than one applied (a poll begun before a push, a late push): nothing new
     changes: dict[str, object] = {}
     if order.broker_order_id is None:
         changes["broker_order_id"] = bo.broker_order_id
@@ -143,11 +148,13 @@ def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
         reports.append((R.UNKNOWN_STATUS, f"broker status {bo.raw_status!r} is not mapped; status kept"))
         if fill and not order.status.is_terminal and order.status.rank < S.PARTIAL.rank:
             new_status = S.PARTIAL
-    elif target is not order.status:
+    elif target is not order.status and not _trails_its_trades(b, order, bo):
         rule = R.TERMINAL_CONFLICT if target.is_terminal and order.status.is_terminal else R.STALE_STATUS
         reports.append((rule, f"broker says {target} ({bo.raw_status}), local {order.status}; ignored"))
 
     fingerprint = "|".join(f"{rule}:{bo.raw_status}:{bo.filled_qty}" for rule, _ in reports) or None
+    if fingerprint is None and (order.open_discrepancy or "").startswith(BUSTED_TRADES):
+        fingerprint = order.open_discrepancy  # the trades' own alarm: cleared by the trades (or a person) only
     if fingerprint != order.open_discrepancy:
         changes["open_discrepancy"] = fingerprint
         for rule, action in reports:
@@ -159,14 +166,25 @@ def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:
         changes.update(filled_qty=fill.cumulative_qty, avg_price=bo.avg_price)
     if not changes:
         return
+    if bo.updated_at is not None and (order.seen_at is None or bo.updated_at > order.seen_at):
+        changes["seen_at"] = bo.updated_at
     updated = b.update_order(order, **changes, broker_status=bo.raw_status, message=bo.message)
     _announce_status(b, order, updated, bo, fill)
+
+
+def _trails_its_trades(b: PlanBuilder, order: Order, bo: BrokerOrder) -> bool:
+    """Whether the book's record of ``order`` is behind the trades already applied to it: not stale
+    news to report, only a book catching up."""
+    applied = b.applied(order.order_id)
+    return bool(applied.trades) and bo.filled_qty < applied.filled_qty
 
 
 def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
                     reports: list[tuple[Rule, str]]) -> Fill | None:
     """Apply the fill increment the broker's cumulative figures imply, if any."""
     applied = b.applied(order.order_id)
+    if _trails_its_trades(b, order, bo):
+        return None  # the trades applied are ahead of the book: it catches up (a bust shows in the trades)
     if bo.filled_qty < applied.filled_qty:
         reports.append((R.TRADE_BUST, f"broker reports {bo.filled_qty} filled at average {bo.avg_price}, "
                                       f"{applied.filled_qty} worth {applied.filled_value} already applied; "
@@ -174,8 +192,8 @@ def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
         return None
     total_value = bo.avg_price * bo.filled_qty
     if bo.filled_qty == applied.filled_qty:
-        if bo.filled_qty and bo.avg_price and total_value != applied.filled_value:
-            _correct_value(b, order, bo, applied, total_value)
+        if bo.filled_qty and bo.avg_price and total_value != applied.filled_value and not applied.trades:
+            _correct_value(b, order, bo, applied, total_value)  # trades, once applied, are exact: they stand
         return None
     quantity = bo.filled_qty - applied.filled_qty
     value = total_value - applied.filled_value
@@ -195,19 +213,97 @@ def _reconcile_fill(b: PlanBuilder, order: Order, bo: BrokerOrder,
     return fill
 
 
-def _correct_value(b: PlanBuilder, order: Order, bo: BrokerOrder, applied: LedgerEntry, value: Decimal) -> None:
+BUSTED_TRADES = "trade-bust:trades:"
+"""An order's ``open_discrepancy`` while trades applied to it are gone from the broker's trades."""
+
+
+def reconcile_trades(b: PlanBuilder, order: Order, trades: list[Trade]) -> None:
+    """The broker's trades of one order: the fills themselves, each its own quantity and exact price.
+
+    Applied once by identity, whatever arrived first. Trades that cover the quantity already applied
+    (inferred from the order's cumulative figures) replace that inference: its value is corrected by
+    the exact difference (``value-corrected``, a ``fill-corrected`` event naming both); quantity beyond
+    it is applied trade by trade (``fill``/``partial-fill``, each fill at its trade's price). Trades
+    short of the quantity applied wait for the rest (the trade book may trail the order book); an
+    ended order whose trades still disagree is reported once (``trades-disagree``), with both figures.
+    """
+    applied = b.applied(order.order_id)
+    known = set(applied.trades)
+    if gone := known - {t.identity for t in trades}:  # a bust: reported once, nothing undone by itself
+        fingerprint = f"{BUSTED_TRADES}{','.join(sorted(gone))}"
+        if fingerprint != order.open_discrepancy:
+            b.update_order(order, open_discrepancy=fingerprint)
+            b.decide(R.TRADE_BUST, f"trades applied are gone from the broker's trades: {', '.join(sorted(gone))}; "
+                     f"{applied.filled_qty} filled stays applied until a person resolves it", order, None,
+                     summary=f"{order.order_id} {order.symbol}: {len(gone)} trades busted (gone from the broker's)")
+        return
+    if (order.open_discrepancy or "").startswith(BUSTED_TRADES):
+        order = b.update_order(order, open_discrepancy=None)  # the busted trades are listed again
+    if all(t.identity in known for t in trades):
+        return
+    ordered = sorted(trades, key=lambda t: (t.filled_at or b.now, t.trade_id))
+    traded_qty = sum(t.quantity for t in ordered)
+    if traded_qty < applied.filled_qty:
+        current = b.orders.get(order.order_id, order)
+        if current.status.is_terminal:
+            b.anomalies[f"trades:{order.order_id}:{traded_qty}"] = (
+                f"{order.order_id} {order.symbol}: its trades sum to {traded_qty} ({len(ordered)} trades), "
+                f"{applied.filled_qty} filled applied; waiting for the broker's trades to agree")
+        return
+    covered, value_covered, fills = applied.filled_qty, ZERO, []
+    for trade in ordered:  # the first ``covered`` units were applied by inference; the rest are new
+        inside = min(trade.quantity, covered)
+        value_covered += trade.price * inside
+        covered -= inside
+        if trade.quantity > inside:
+            fills.append((trade, trade.quantity - inside))
+    ledger = LedgerEntry(order.order_id, traded_qty, sum((t.value for t in ordered), ZERO),
+                         tuple(sorted(t.identity for t in ordered)))
+    if applied.filled_qty and value_covered != applied.filled_value:
+        _correct_value(b, order, None, applied, value_covered, replace(applied, filled_value=value_covered),
+                       why="replaced by the broker's trades")
+    before = b.orders.get(order.order_id, order)
+    cumulative = applied.filled_qty
+    for trade, quantity in fills:
+        cumulative += quantity
+        value = trade.price * quantity
+        fill = Fill(fill_id=stable_id("trade", order.order_id, trade.identity), order_id=order.order_id,
+                    broker_order_id=trade.broker_order_id, exchange=trade.exchange, symbol=trade.symbol,
+                    product=trade.product, side=trade.side, quantity=quantity, value=value, price=trade.price,
+                    cumulative_qty=cumulative, at=b.now)
+        b.add_fill(fill, ledger)
+        status = before.status if before.status.is_terminal else (
+            S.FILLED if cumulative >= before.quantity else S.PARTIAL)
+        after = b.update_order(before, filled_qty=cumulative, status=status)
+        rule = _fill_rule(before, status)
+        who = f"{after.order_id} {after.symbol} {after.side.value}"
+        b.decide(rule, f"applied {quantity} @ {journal_price(trade.price)} (trade {trade.trade_id})", before, None,
+                 event=OrderFilled(**_order_fields(before, after), rule=rule, fill_id=fill.fill_id, fill_qty=quantity,
+                                   fill_price=trade.price, fill_value=value,
+                                   summary=f"{who} +{quantity} @ {price_text(trade.price, trade.exchange)} "
+                                           f"({cumulative}/"
+                                           f"{after.quantity}, {after.status}) [{rule}, trade {trade.trade_id}]"))
+        before = after
+    b.ledger[order.order_id] = ledger
+
+
+def _correct_value(b: PlanBuilder, order: Order, bo: BrokerOrder | None, applied: LedgerEntry, value: Decimal,
+                   ledger: LedgerEntry | None = None, why: str = "revised by the broker") -> None:
     """The broker revised the average price of fills already applied (same quantity, another value):
     the position and the ledger take the exact difference, announced with both values."""
     difference = value - applied.filled_value
-    b.correct_value(bo.key, bo.side, difference, LedgerEntry(order.order_id, applied.filled_qty, value))
+    b.correct_value(order.key, order.side, difference,
+                    ledger or LedgerEntry(order.order_id, applied.filled_qty, value, applied.trades))
     who = f"{order.order_id} {order.symbol} {order.side.value}"
-    updated = b.update_order(order, avg_price=bo.avg_price)
-    b.decide(R.VALUE_CORRECTED, f"average {order.avg_price} -> {bo.avg_price} on {applied.filled_qty} filled: value "
-             f"{applied.filled_value} -> {value} ({difference:+})", order, bo, event=FillCorrected(
+    updated = b.update_order(order, avg_price=bo.avg_price) if bo is not None else b.update_order(order)
+    average = value / applied.filled_qty
+    b.decide(R.VALUE_CORRECTED, f"value of {applied.filled_qty} filled {why}: {applied.filled_value} -> {value} "
+             f"({difference:+})", order, bo, event=FillCorrected(
                  **_order_fields(order, updated), rule=R.VALUE_CORRECTED, previous_value=applied.filled_value,
                  value=value, difference=difference,
-                 summary=f"{who} average {price_text(order.avg_price or ZERO)} -> {price_text(bo.avg_price)} "
-                         f"on {applied.filled_qty} filled ({difference:+}) [value-corrected]"))
+                 summary=f"{who} average {price_text(applied.filled_value / applied.filled_qty, order.exchange)} -> "
+                         f"{price_text(average, order.exchange)} on {applied.filled_qty} filled, {why} "
+                         f"({difference:+}) [value-corrected]"))
 
 
 def _fill_rule(order: Order, target: OrderStatus) -> Rule:
@@ -241,8 +337,9 @@ def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrde
     who = f"{after.order_id} {after.symbol} {after.side.value}"
     if fill:
         rule = _fill_rule(before, after.status)
-        applied = f"{fill.quantity} @ {price_text(fill.price)}"
-        b.decide(rule, f"applied {applied}", before, bo, event=OrderFilled(
+        applied = f"{fill.quantity} @ {price_text(fill.price, fill.exchange)}"
+        # the journal's action keeps its released text (4 decimals at most): the entry's id is made of it
+        b.decide(rule, f"applied {fill.quantity} @ {journal_price(fill.price)}", before, bo, event=OrderFilled(
             **base, rule=rule, fill_id=fill.fill_id, fill_qty=fill.quantity, fill_price=fill.price,
             fill_value=fill.value, summary=f"{who} +{applied} ({after.filled_qty}/{after.quantity}, {after.status}) "
                                            f"[{rule}]"))
@@ -270,8 +367,11 @@ def _announce_status(b: PlanBuilder, before: Order, after: Order, bo: BrokerOrde
     elif not (fill and after.status in (S.PARTIAL, S.FILLED)):
         rule = (R.FOUND if before.status is S.LOST else R.CANCEL_WAS_FILL if before.status.is_terminal
                 else R.SUBMIT_CONFIRMED if linked else R.ACK)
-        b.decide(rule, f"{before.status} -> {after.status}", before, bo,
-                 event=OrderUpdated(**base, rule=rule, summary=f"{who} {before.status} -> {after.status} [{rule}]"))
+        event = OrderUpdated(**base, rule=rule, summary=f"{who} {before.status} -> {after.status} [{rule}]")
+        if rule in (R.FOUND, R.SUBMIT_CONFIRMED):  # decided in reconcile_seen: one journal entry, not two
+            b.announce(event)
+        else:
+            b.decide(rule, f"{before.status} -> {after.status}", before, bo, event=event)
 
 
 def report_anomalies(b: PlanBuilder, duplicates: dict[str, list[BrokerOrder]],
@@ -285,6 +385,7 @@ def report_anomalies(b: PlanBuilder, duplicates: dict[str, list[BrokerOrder]],
     come back."""
     seen: dict[str, str] = {f"malformed:{key}": f"{text}; set aside (the rest reconciles)"
                             for key, text in malformed.items()}
+    seen.update(b.anomalies)
     for broker_id, rows in duplicates.items():
         seen[f"duplicate:{broker_id}"] = (f"broker order {broker_id} listed {len(rows)} times in one book ("
                                           + ", ".join(f"{r.symbol} {r.raw_status} {r.filled_qty}" for r in rows)
@@ -464,7 +565,10 @@ def reconcile_child(b: PlanBuilder, parent: Order, bo: BrokerOrder) -> None:
 
 def _family_status(parent: Order, children: list[BrokerOrder], filled: int) -> OrderStatus:
     statuses = [effective_status(c) for c in children]
-    if any(not s.is_terminal for s in statuses):
+    more_to_come = sum(c.quantity for c in children) < parent.quantity and not any(
+        s in (S.REJECTED, S.CANCELLED, S.EXPIRED) and c.filled_qty < c.quantity for s, c in zip(statuses, children,
+                                                                                               strict=True))
+    if more_to_come or any(not s.is_terminal for s in statuses):  # an iceberg places its legs one by one
         return S.PARTIAL if filled else S.PLACED
     if filled >= parent.quantity:
         return S.FILLED
@@ -617,7 +721,7 @@ def reconcile_positions(b: PlanBuilder, broker_positions: list[Position],
         b.checkpoint["position_watch"] = new_watch
     for key, (local_qty, broker_qty) in sorted(diffs.items()):
         if key not in drifted and watch.get(key_str(key)) is None:
-            b.decide(R.POSITION_MISMATCH, "watching: rebuilt if it persists", None, None,
+            b.decide(R.POSITION_MISMATCH, "watched; rebuilt from the broker's if it persists", None, None,
                      symbol=key_str(key), local={"quantity": local_qty}, broker={"quantity": broker_qty})
     if not drifted:
         return

@@ -161,6 +161,14 @@ class Rule(StrEnum):
     POSITION_DRIFT_DEFERRED = _rule("position-drift-deferred", Severity.INFO,
                                     "a persistent mismatch on a key with an unresolved order: its fills come first")
 
+    # -- an operator's hand (tradehost recon resolve) ------------------------------------------------
+    OPERATOR_RESOLVED = _rule("operator-resolved", Severity.INFO,
+                              "an order the broker does not know, resolved by hand (cancelled, filled or expired) "
+                              "with the operator's name and reason on the record")
+    OPERATOR_DISMISSED = _rule("operator-dismissed", Severity.INFO,
+                               "an alarm dismissed by hand, with the operator's name and reason: the order stays "
+                               "as it is and leaves 'needs attention' until its condition changes")
+
     # -- the snapshot as a whole -------------------------------------------------------------------
     STALE_SNAPSHOT = _rule("stale-snapshot", Severity.WARNING,
                            "a snapshot older than the last one applied (by its run's sequence, not the wall clock): "

@@ -15,18 +15,26 @@ import random
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from hostspec.broker import Broker, BrokerError, FailureKind, HoldingsBroker, TaggingBroker
+from hostspec.broker import (
+    Broker,
+    BrokerError,
+    FailureKind,
+    HoldingsBroker,
+    PushingBroker,
+    TaggingBroker,
+    TradesBroker,
+)
 from hostspec.calendar import Clock, MarketCalendar, SystemClock
 from hostspec.events import Payload
 from hostspec.host import Host
-from hostspec.model import BrokerOrder, ChangeSet, Event, Holding, Mode, OrderStatus, stable_id
+from hostspec.model import BrokerOrder, ChangeSet, Event, Holding, Mode, OrderStatus, Trade, stable_id
+from hostspec.secrets import redact
 from hostspec.store import ConflictError, StateStore, StoreError
 from recon_plugin import signals
 from recon_plugin.engine import SyncMemo, orders_to_query, plan_cycle
@@ -37,12 +45,15 @@ from recon_plugin.resolve import current_state, effective_status
 from recon_plugin.seam import OrderChecker, check_positions
 from recon_plugin.settings import Settings
 from recon_plugin.stats import QuietLog, Stats
+from recon_plugin.worker import DaemonExecutor
 
 log = logging.getLogger("recon")
 
 AUTH_RETRY_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 60.0
 LOST_REQUERY_MAX_SECONDS = 300.0
+WATCHDOG_SECONDS = 30.0  # a cycle's step running longer is alarmed, and again at every multiple
+TRADES_EVERY_SECONDS = 60.0  # the slow pace of trade reads while no order's filled quantity moves
 PAST_DAY_QUERY_ATTEMPTS = 3
 HOLDINGS_MAX_AGE = timedelta(minutes=15)  # while a delivery mismatch is watched
 ARCHIVE_AFTER_CLOSE = timedelta(hours=3)
@@ -59,6 +70,35 @@ class CycleReport:
     dry_run: bool = False
     error: str | None = None
     decisions: list[Decision] = field(default_factory=list)
+    pushed: bool = False  # applied pushed updates (a partial snapshot), not a poll: not counted as a cycle
+
+
+def contained(exc: BaseException) -> Exception:
+    """A ``BaseException`` that is not an ``Exception`` (``SystemExit`` from a plugin's ``sys.exit()``)
+    as an ``Exception``, so that the step that raised it fails and the loop goes on."""
+    return exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__} raised: {exc!r}")
+
+
+class PushReceiver:
+    """``hostspec.broker.PushSink`` for a reconciler: callable from any thread, it hands everything to
+    the reconciler's loop and returns at once."""
+
+    def __init__(self, reconciler: Reconciler, loop: asyncio.AbstractEventLoop) -> None:
+        self._reconciler = reconciler
+        self._loop = loop
+
+    def _soon(self, callback: Callable[..., None], *args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: the host is stopping
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def order(self, update: BrokerOrder) -> None:
+        self._soon(self._reconciler.on_push, update)
+
+    def connected(self) -> None:
+        self._soon(self._reconciler.on_push_connected)
+
+    def disconnected(self, reason: str) -> None:
+        self._soon(self._reconciler.on_push_disconnected, redact(reason))
 
 
 def make_reconciler(host: Host, settings: Settings) -> Reconciler:
@@ -101,6 +141,13 @@ class Reconciler:
         self._run = uuid.uuid4().hex[:12]  # this run's snapshots are ordered by their count, not the clock
         self._snapshots = 0
         self._book_checker = OrderChecker(broker.name)  # what the plugin hands back, checked at the seam
+        self._trades_read_at: datetime | None = None
+        self._wake: asyncio.Event | None = None  # set to poll at once (a push channel reconnected)
+        self._pushes: deque[BrokerOrder] = deque()  # pushed updates waiting for the worker
+        self._push_scheduled = False
+        self._worker: DaemonExecutor | None = None
+        self.push_connected = False
+        self._filled_seen: dict[str, int] = {}  # each order's filled quantity when the trades were last read
         self._rate_limited = 0
         self._session_expired = False
         self._paper_positions_logged = False
@@ -141,10 +188,38 @@ class Reconciler:
         book = checked.orders
         queried = self._query_missing(book, fetched_at)
         fresh = self._holdings_read_at == fetched_at
+        trades = self._read_trades(book, fetched_at)
         self._snapshots += 1
         return Snapshot(book, fetched_at, positions, queried, self.calendar, self._holdings, fresh, self._unanswered(),
                         self.broker.order_tag if isinstance(self.broker, TaggingBroker) else None,
-                        self._run, self._snapshots, checked.unreadable, tuple(checked.unidentified))
+                        self._run, self._snapshots, checked.unreadable, tuple(checked.unidentified),
+                        trades=trades)
+
+    def _read_trades(self, book: list[BrokerOrder], now: datetime) -> dict[str, list[Trade]] | None:
+        """The day's trades by broker order id (``TradesBroker``), read when an order's filled quantity
+        moved since the last read, and every TRADES_EVERY_SECONDS otherwise (a trade the order book
+        shows no sign of, such as a bust); None when not read. A failed read is counted, never "none"."""
+        if not isinstance(self.broker, TradesBroker):
+            return None
+        filled = {bo.broker_order_id: bo.filled_qty for bo in book if bo.filled_qty}  # ~0.3 ms per 5,000 orders
+        due = (self._trades_read_at is None or filled != self._filled_seen
+               or (now - self._trades_read_at).total_seconds() >= TRADES_EVERY_SECONDS)
+        if not due:
+            return None
+        try:
+            trades = self.broker.fetch_trades()
+        except BrokerError as exc:
+            self._record_failure("trades", exc)
+            return None
+        if not isinstance(trades, list) or not all(isinstance(t, Trade) for t in trades):
+            self._record_failure("trades", BrokerError(f"broker plugin {self.broker.name!r}: fetch_trades returned "
+                                                       "something other than a list of Trade", FailureKind.UNREADABLE))
+            return None
+        self._filled_seen, self._trades_read_at = filled, now
+        by_order: dict[str, list[Trade]] = {}
+        for trade in trades:
+            by_order.setdefault(trade.broker_order_id, []).append(trade)
+        return by_order
 
     def _read_holdings(self, now: datetime) -> None:
         """Delivery holdings change once a day: read at startup and when the (equity) trading date moves
@@ -173,7 +248,7 @@ class Reconciler:
             plan = plan_cycle(self.store.load(), snapshot, self.settings, self._memo)
             if self.dry_run:
                 self._log_decisions(plan, "dry-run: would ")
-                return self._finish(CycleReport(plan=plan, dry_run=True), start)
+                return self._finish(CycleReport(plan=plan, dry_run=True, pushed=snapshot.partial), start)
             changes = plan.changes
             if not changes.is_empty():
                 changes.events_sent_upto = self.publisher.watermark()
@@ -191,7 +266,7 @@ class Reconciler:
         self.stats.fills_applied += len(plan.fills)
         self.stats.store_writes += writes
         self.stats.discrepancies.update(d.rule.value for d in plan.decisions)
-        report = CycleReport(plan=plan, writes=writes, published=self._publish())
+        report = CycleReport(plan=plan, writes=writes, published=self._publish(), pushed=snapshot.partial)
         self._archive_past_days(snapshot.fetched_at, plan)
         return self._finish(report, start)
 
@@ -228,16 +303,22 @@ class Reconciler:
             return self.fetch()
         except Exception as exc:  # a BrokerError, or a bug in a broker plugin: either way not an empty book
             return self._cycle_failed("fetch", exc)
+        except BaseException as exc:  # a plugin calling sys.exit(): the loop goes on
+            return self._cycle_failed("fetch", contained(exc))
 
     def _settle_guarded(self, snapshot: Snapshot, start: float) -> CycleReport:
         try:
             return self.settle(snapshot, start)
         except Exception as exc:
             return self._cycle_failed("store" if isinstance(exc, StoreError) else "plan", exc)
+        except BaseException as exc:  # a receiver or a store plugin calling sys.exit(): the loop goes on
+            return self._cycle_failed("plan", contained(exc))
 
     def _finish(self, report: CycleReport, start: float) -> CycleReport:
         report.duration_ms = (time.perf_counter() - start) * 1000
         report.decisions = report.plan.decisions if report.plan else []
+        if report.pushed:
+            return report
         self.stats.cycles += 1
         self.stats.consecutive_failures = 0
         self.stats.last_cycle_at = self.clock.now().isoformat()
@@ -299,7 +380,7 @@ class Reconciler:
         if self.emit is not None:
             try:
                 self.emit(event)
-            except Exception:  # the host guards each sink; this guards a host that does not
+            except BaseException:  # the host guards each sink; this guards a host that does not
                 self.stats.failures["sink:" + event.kind] += 1
                 log.exception("event sink raised on %s %s; skipped", event.kind, event.event_id)
         self.stats.events_published += 1
@@ -379,38 +460,130 @@ class Reconciler:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
+        self._wake = asyncio.Event()
         self._started.set()
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recon-fetch")
+        executor = self._worker = DaemonExecutor("recon-worker")
+        self._start_push()
         try:
             while not self._stop_event.is_set():
+                self._wake.clear()
                 await self._cycle(executor)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop_event.wait(), self.next_delay)
+                waiters = {asyncio.ensure_future(self._stop_event.wait()), asyncio.ensure_future(self._wake.wait())}
+                _, pending = await asyncio.wait(waiters, timeout=self._poll_delay(),
+                                                return_when=asyncio.FIRST_COMPLETED)
+                for waiter in pending:
+                    waiter.cancel()
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _cycle(self, executor: ThreadPoolExecutor) -> None:
-        """Broker reads run on a worker so that a stop request need not wait for a slow broker:
-        the cycle in flight is abandoned before anything is written."""
+    # -- pushed updates -----------------------------------------------------------------------------
+
+    def _start_push(self) -> None:
+        """Start the broker's push channel (``hostspec.broker.PushingBroker``), if it has one and the
+        settings allow it. A failure to start is counted and logged: polling carries on alone."""
+        if not (self.settings.push and isinstance(self.broker, PushingBroker)) or self._loop is None:
+            return
+        try:
+            self.broker.start_push(self._loop, PushReceiver(self, self._loop))
+        except Exception as exc:
+            self._record_failure("push", exc)
+
+    def _poll_delay(self) -> float:
+        """The wait before the next poll: slower while the push channel is healthy (pushes carry the
+        news; the poll is the backstop), the interval (or a failure's back-off) otherwise."""
+        if self.push_connected and self.next_delay == self.interval:
+            return self.settings.push_interval
+        return self.next_delay
+
+    def on_push(self, update: BrokerOrder) -> None:
+        """One pushed order update, on the loop: queued, and applied at once (on the worker, in turn
+        with the cycles' steps) with any others that arrived meanwhile, as one partial snapshot through
+        the same plan and write as a poll."""
+        self._pushes.append(update)
+        if not self._push_scheduled and self._worker is not None:
+            self._push_scheduled = True
+            self._worker.submit(self._apply_pushes)
+
+    def _apply_pushes(self) -> None:
+        self._push_scheduled = False  # first: an update queued from now on schedules another run
+        updates = []
+        while self._pushes:
+            updates.append(self._pushes.popleft())
+        checked = OrderChecker(self.broker.name).check("push", updates)
+        self.stats.pushes += len(updates)
+        if not checked.orders:
+            return
+        snapshot = Snapshot(checked.orders, self.clock.now(), calendar=self.calendar, partial=True,
+                            order_tag=self.broker.order_tag if isinstance(self.broker, TaggingBroker) else None)
+        self._settle_guarded(snapshot, time.perf_counter())
+
+    def on_push_connected(self) -> None:
+        """(Re)connected: pushes are not replayed after a disconnect, so poll now (a full resync)."""
+        self.push_connected = True
+        log.info("push channel connected; a full poll now, then every %.0fs while it stays up",
+                 self.settings.push_interval)
+        if self._wake is not None:
+            self._wake.set()
+
+    def on_push_disconnected(self, reason: str) -> None:
+        if self.push_connected:
+            log.warning("push channel down (%s); polling every %.1fs", reason, self.interval)
+        self.push_connected = False
+
+    async def _cycle(self, executor: DaemonExecutor) -> None:
+        """Every blocking step (publishing, the broker reads, the plan and the write) runs on the daemon
+        worker, never on the loop: a stop request need not wait for a slow broker (the cycle in flight is
+        abandoned before anything is written), and sinks and receivers run outside any event loop. A
+        step that overruns is alarmed by the watchdog while it runs."""
         assert self._loop is not None and self._stop_event is not None
         start = time.perf_counter()
-        self._publish()
-        fetching = self._loop.run_in_executor(executor, self._fetch_guarded)
+        fetching = self._loop.run_in_executor(executor, self._publish_then_fetch)
         stopping = asyncio.ensure_future(self._stop_event.wait())
         racers: set[asyncio.Future[Any]] = {fetching, stopping}
-        done, _ = await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
+        overrun = 0
+        while True:
+            done, _ = await asyncio.wait(racers, timeout=WATCHDOG_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            if done:
+                break
+            overrun += 1
+            self._watchdog(overrun * WATCHDOG_SECONDS)
         stopping.cancel()
         if fetching not in done:
             log.info("stopping: abandoned the cycle waiting for the broker; nothing was written")
             return
         snapshot = fetching.result()
         if not isinstance(snapshot, CycleReport):
-            self._settle_guarded(snapshot, start)
+            await self._loop.run_in_executor(executor, self._settle_guarded, snapshot, start)
+
+    def _publish_then_fetch(self) -> Snapshot | CycleReport:
+        self._publish()
+        return self._fetch_guarded()
+
+    def _watchdog(self, seconds: float) -> None:
+        """A cycle's step has been running for ``seconds``: said (a warning and a reconciliation-error
+        event naming the overrun) at every WATCHDOG_SECONDS it goes on, so a hung broker call is never
+        silent. The call itself cannot be interrupted; a stop abandons it."""
+        message = f"a broker call has been running for {seconds:.0f} s (the broker or its plugin does not answer)"
+        self.stats.failures["fetch:overrun"] += 1
+        log.warning("%s; waiting on it, nothing local changes meanwhile", message)
+        self._announce_soon(ReconciliationError(step="fetch", error_kind="overrun", message=message,
+                                                consecutive=int(seconds // WATCHDOG_SECONDS),
+                                                summary=f"fetch overrun: {message}"))
+
+    def _announce_soon(self, payload: Payload) -> None:
+        """``_announce_now`` from the loop while the worker is busy: on a thread of its own (sinks never
+        run on the loop), daemon, so a stop never waits for it."""
+        threading.Thread(target=self._announce_now, args=(payload,), name="recon-announce", daemon=True).start()
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the loop and join the thread; returns False if it did not end within ``timeout``."""
         if self._thread is None:
             return True
+        if self.settings.push and isinstance(self.broker, PushingBroker):
+            try:
+                self.broker.stop_push()
+            except Exception as exc:
+                log.warning("the broker's push channel did not stop cleanly: %s", redact(str(exc)))
         if self._loop is not None and self._stop_event is not None:
             with contextlib.suppress(RuntimeError):  # the loop may already be closed
                 self._loop.call_soon_threadsafe(self._stop_event.set)

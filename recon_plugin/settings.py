@@ -37,6 +37,11 @@ class Settings:
                                             minimum=1)
     position_settle_seconds: float = setting(10.0, "after a fill on a position, how long the broker's positions "
                                                    "may trail its order book before a mismatch counts", minimum=0)
+    push: bool = setting(True, "take the broker's pushed order updates when it has a push channel "
+                               "(hostspec.broker.PushingBroker); polling stays the backstop")
+    push_poll_seconds: float | None = setting(None, "seconds between polls while the push channel is healthy "
+                                                    "(default: 30 live, the interval paper); the interval applies "
+                                                    "again when it goes down", minimum=0.05)
     mode: Mode = field(default=Mode.PAPER)
 
     def check(self) -> None:
@@ -57,6 +62,13 @@ class Settings:
     def interval(self) -> float:
         """Seconds between cycles: ``interval_seconds``, or the mode's default."""
         return self.interval_seconds or DEFAULT_INTERVAL[self.mode]
+
+    @property
+    def push_interval(self) -> float:
+        """Seconds between polls while pushes arrive: ``push_poll_seconds``, or 30 s live (Kite asks not
+        to poll its order book every other second), the interval in paper mode; never below the interval."""
+        default = 30.0 if self.mode is Mode.LIVE else self.interval
+        return max(self.interval, self.push_poll_seconds or default)
 
 
 def settings_for(config: Config) -> Settings:

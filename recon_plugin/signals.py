@@ -60,7 +60,8 @@ BY_KIND: dict[str, NamedSignal] = {s.name: s for s in (
 
 
 def send_safe(signal: NamedSignal, sender: Any, **kwargs: Any) -> int:
-    """Send to every receiver, each guarded: one that raises is logged and the rest still run.
+    """Send to every receiver, each guarded: one that raises (anything but ``KeyboardInterrupt``, even
+    ``SystemExit``) is logged and the rest still run.
 
     Returns the number of receivers that raised.
     """
@@ -68,7 +69,9 @@ def send_safe(signal: NamedSignal, sender: Any, **kwargs: Any) -> int:
     for receiver in signal.receivers_for(sender):
         try:
             receiver(sender, **kwargs)
-        except Exception:
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # SystemExit too: a library's sys.exit() must not end the reconciler
             failures += 1
             log.exception("receiver %r of signal %r raised; skipped",
                           getattr(receiver, "__qualname__", receiver), signal.name)

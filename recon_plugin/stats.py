@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -18,6 +18,7 @@ class Stats:
     events_published: int = 0
     store_writes: int = 0
     conflicts: int = 0
+    pushes: int = 0  # order updates pushed by the broker (each applied through a partial snapshot)
     discrepancies: Counter[str] = field(default_factory=Counter)  # decisions by rule (recon_plugin.rules.Rule values)
     failures: Counter[str] = field(default_factory=Counter)  # by "step:kind"
     last_cycle_at: str | None = None
@@ -28,6 +29,13 @@ class Stats:
         data["discrepancies"] = dict(self.discrepancies)
         data["failures"] = dict(self.failures)
         return data
+
+    def since(self, earlier: Stats) -> Stats:
+        """What was counted after ``earlier`` (the counters at the start of a run): this run's figures."""
+        now, then = self.to_dict(), earlier.to_dict()
+        counts = {k: v - then[k] for k, v in now.items() if isinstance(v, int) and k != "consecutive_failures"}
+        return replace(self, **counts, discrepancies=self.discrepancies - earlier.discrepancies,
+                       failures=self.failures - earlier.failures)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Stats:

@@ -22,8 +22,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hostspec.app import App
 from hostspec.broker import BrokerError, FailureKind
-from hostspec.model import BrokerOrder, InstrumentKey, LedgerEntry, LocalState, Order, OrderStatus, Position, Side
+from hostspec.model import (
+    BrokerOrder,
+    ChangeSet,
+    InstrumentKey,
+    LedgerEntry,
+    LocalState,
+    Order,
+    OrderStatus,
+    Position,
+    Side,
+)
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository: configs/, docs/, README.md
 T0 = datetime(2026, 1, 2, 9, 15, tzinfo=UTC)
@@ -303,3 +314,25 @@ def child_command(python_args: Sequence[str], honour_permissions: bool = False,
         command = ["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o size={kib}k tmpfs "$0" && exec "$@"',
                    str(directory), *command]
     return command
+
+
+def demo_config(directory: Path, extra: str = "") -> Path:
+    """The README's demo (configs/paper.yaml: the same seeds, so the same scenarios and book), run
+    faster: its 12 orders, their fills and both LOST orders within about 12 seconds."""
+    return write(directory / "demo.yaml", f"""
+        mode: paper
+        broker:
+          name: paper
+          paper: {{seed: 7, tick_seconds: 0.25}}
+        store: {{name: tinydb, path: {directory / 'var' / 'recon-state.json'}}}
+        reconciliation: {{interval_seconds: 0.5, missing_grace_seconds: 1.5, missing_retries: 3}}
+        demo: {{enabled: true, orders: 12, interval_seconds: 0.5}}
+        {extra}
+    """)
+
+
+def seed_store(config: Path, changes: ChangeSet) -> None:
+    """Apply ``changes`` (a ``ChangeSet``) to the store ``config`` names, as one write."""
+    with App().open_host(config, with_broker=False) as host:
+        assert host.store is not None
+        host.store.apply(changes)

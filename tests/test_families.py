@@ -309,3 +309,24 @@ def test_a_position_held_by_an_open_discrepancy_keeps_alarming_with_its_age():
     persists = [d for p in plans for d in p.decisions if d.rule == "position-mismatch-persists"]
     assert [d.broker["minutes"] for d in persists] == [15, 30]  # never silent; not every cycle either
     assert local.positions[KEY].quantity == 10
+
+
+def test_an_iceberg_placed_leg_by_leg_is_working_until_its_last_leg_and_sums_its_legs():
+    parent = order("L1", status=S.SUBMITTED, quantity=300, broker_order_id="iceberg:L1")
+
+    def leg(n, status, filled=0):
+        return broker(status, filled, "50", broker_order_id=f"G{n}", quantity=100, parent_order_id="iceberg:L1",
+                      tag="L1", variety="iceberg")
+
+    books = [[leg(1, S.PLACED)], [leg(1, S.FILLED, 100)],  # between legs: the next is not placed yet
+             [leg(1, S.FILLED, 100), leg(2, S.FILLED, 100)],
+             [leg(1, S.FILLED, 100), leg(2, S.FILLED, 100), leg(3, S.PLACED, 40)],
+             [leg(1, S.FILLED, 100), leg(2, S.FILLED, 100), leg(3, S.FILLED, 100)]]
+    statuses = []
+    local = state(parent)
+    for book in books:
+        local, _ = cycles(local, [book])
+        statuses.append(local.orders["L1"].status)
+    assert statuses == [S.PLACED, S.PARTIAL, S.PARTIAL, S.PARTIAL, S.FILLED]
+    assert local.orders["L1"].filled_qty == 300 and local.positions[KEY].quantity == 300
+    assert sorted(o for o in local.orders if o.startswith("L1/")) == ["L1/G1", "L1/G2", "L1/G3"]

@@ -214,3 +214,21 @@ def test_the_daily_relogin_with_both_the_variable_and_the_token_file_set(kite_si
     for _ in range(5):
         assert r.run_cycle().error is None  # every request, every cycle: today's token
     kite.close()
+
+
+# -- trades (#13) ------------------------------------------------------------------------------------
+
+def test_fills_come_from_kites_trades_at_their_exact_prices(kite_sim, kite, store):
+    oid = kite_sim.add_order(quantity=10, tag="A", status="OPEN")
+    store.record_order(order("A", status=S.PLACED, broker_order_id=oid))
+    kite_sim.fill(oid, 3, 100.05)
+    kite_sim.fill(oid, 7, 100.1)  # the book's average: a float VWAP, 100.085
+    r, _events = reconciler(kite, store)
+    r.run_cycle()
+    r.run_cycle()
+    state = store.load()
+    assert state.ledger["A"].filled_qty == 10 and len(state.ledger["A"].trades) == 2
+    exact = Decimal("100.05") * 3 + Decimal("100.1") * 7
+    assert state.ledger["A"].filled_value == exact == state.positions[("NSE", "INFY", "CNC")].buy_value
+    requests = [path for _, path in kite_sim.requests]
+    assert requests.count("/trades") == 1  # read when the filled quantity moved, not every cycle

@@ -7,11 +7,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostspec.model import OrderStatus, Position, Side
+from hostspec.model import OrderStatus, Position, Side, Trade
 from recon_plugin.calendars.india import IST, IndiaCalendar
 from recon_plugin.engine import SyncMemo, orders_to_query, plan_cycle
 from recon_plugin.plan import Settings, Snapshot
@@ -157,3 +158,86 @@ def test_invariants_hold_across_day_boundaries(case, data):
         truth, o = reports[-1], local.orders[f"O{i}"]
         assert o.filled_qty == truth.filled_qty  # the truth's fills arrive, even after an expiry
         assert o.status in (effective_status(truth), S.EXPIRED, S.FILLED)
+
+
+@st.composite
+def traded_history(draw, index: int):
+    """One order's true life with its trades: reports stamped with the broker's update time, and the
+    trades behind each fill step (exact prices; the reports carry a rounded average)."""
+    quantity = draw(st.integers(1, 50))
+    bid = f"B{index}"
+    reports = [broker(S.PLACED, broker_order_id=bid, quantity=quantity, updated_at=at(1))]
+    trades: list[list[Trade]] = [[]]
+    filled, value = 0, Decimal(0)
+    for step_no in range(draw(st.integers(0, 4))):
+        if filled >= quantity:
+            break
+        step = draw(st.integers(1, quantity - filled))
+        price = Decimal(draw(st.integers(9000, 11000))) / 100
+        filled, value = filled + step, value + price * step
+        avg = (value / filled).quantize(Decimal("0.000001"))
+        status = S.FILLED if filled == quantity else S.PLACED
+        reports.append(broker(status, filled, str(avg), broker_order_id=bid, quantity=quantity,
+                              updated_at=at(2 + step_no)))
+        trades.append([*trades[-1], Trade(f"T{index}-{step_no}", bid, "NSE", "INFY", "CNC", Side.BUY, step, price,
+                                          at(2 + step_no))])
+    return quantity, reports, trades
+
+
+@st.composite
+def pushed_scenario(draw):
+    """Polls (each order's report drawn from any point of its life), pushes (one report, late, twice
+    or out of order) and trade reads (each lists the trades so far: reads move forward in time),
+    interleaved; then the truth."""
+    histories = [draw(traded_history(i)) for i in range(draw(st.integers(1, 3)))]
+    trades_read = [0] * len(histories)
+    steps: list[tuple[str, Any]] = []
+    for _ in range(draw(st.integers(1, 14))):
+        kind = draw(st.sampled_from(["poll", "push", "trades"]))
+        if kind == "poll":
+            steps.append(("poll", [reports[draw(st.integers(0, len(reports) - 1))] for _, reports, _ in histories]))
+        elif kind == "push":
+            _, reports, _ = histories[draw(st.integers(0, len(histories) - 1))]
+            steps.append(("push", reports[draw(st.integers(0, len(reports) - 1))]))
+        else:
+            for i, (_, _, trades) in enumerate(histories):
+                trades_read[i] = draw(st.integers(trades_read[i], len(trades) - 1))
+            steps.append(("trades", [t for i, (_, _, trades) in enumerate(histories) for t in trades[trades_read[i]]]))
+    steps.append(("poll", [reports[-1] for _, reports, _ in histories]))
+    steps.append(("trades", [t for _, _, trades in histories for t in trades[-1]]))
+    return histories, steps
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pushed_scenario())
+def test_invariants_hold_with_trades_and_pushes_late_twice_and_out_of_order(case):
+    histories, steps = case
+    local = state(*[order(f"O{i}", status=S.SUBMITTED, broker_order_id=f"B{i}", quantity=q)
+                    for i, (q, _, _) in enumerate(histories)])
+    max_true_filled = {f"O{i}": reports[-1].filled_qty for i, (_, reports, _) in enumerate(histories)}
+    last_book: list[Any] = [reports[0] for _, reports, _ in histories]
+    for n, (kind, what) in enumerate(steps):
+        before = local
+        if kind == "push":
+            snapshot = Snapshot([what], at(100 + n), partial=True)
+        else:
+            last_book = what if kind == "poll" else last_book
+            by_order: dict[str, list[Trade]] = {}
+            for t in what if kind == "trades" else []:
+                by_order.setdefault(t.broker_order_id, []).append(t)
+            snapshot = Snapshot(list(last_book), at(100 + n), trades=by_order if kind == "trades" else None,
+                                run="r", sequence=n + 1)
+        plan = plan_cycle(local, snapshot, Settings(missing_grace_seconds=0))
+        local = advance(local, plan.changes)
+        assert local.positions == positions_from_ledger(local)  # every fill applied exactly once
+        assert "trade-bust" not in [d.rule for d in plan.decisions]  # late and repeated reports are no bust
+        for order_id, o in local.orders.items():
+            applied = local.ledger[order_id].filled_qty if order_id in local.ledger else 0
+            prior = before.ledger[order_id].filled_qty if order_id in before.ledger else 0
+            assert prior <= applied <= max_true_filled[order_id]
+            assert o.filled_qty == applied
+    for i, (_, reports, trades) in enumerate(histories):
+        o, truth = local.orders[f"O{i}"], reports[-1]
+        assert o.filled_qty == truth.filled_qty and o.status is effective_status(truth)
+        if truth.filled_qty:  # the trades, read last, are the exact value of the fills
+            assert local.ledger[o.order_id].filled_value == sum(t.price * t.quantity for t in trades[-1])

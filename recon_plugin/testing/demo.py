@@ -152,6 +152,16 @@ def hostspec_startup(host: Host) -> None:
     if host.config.broker.name not in BROKERS:
         log.warning("the demo order flow runs against the %s brokers only; not started", " or ".join(BROKERS))
         return
+    assert host.store is not None
+    state = host.store.load()
+    first = "D-0001"
+    if first in state.orders or first in state.archived.values():
+        reset = "tradehost paper reset --config " + str(host.config.path)
+        message = (f"this store already holds the demo's orders from an earlier run ({first} ...): "
+                   f"'{reset}' starts a fresh account; the demo flow is not started")
+        log.warning("%s", message)
+        host.emit(Event.of(DemoFlowPayload(summary=message), stable_id("demo", message), utcnow()))
+        return
     flow = DemoFlow(host, settings)
     _flows[id(host)] = flow
     flow.start()

@@ -13,11 +13,16 @@ state. Configuration (all optional)::
 
     alerts:
       path: var/alerts.jsonl
+      announce: false   # true: each change of the held symbols is also a ``symbol-hold`` event
+
+Installed, it says once at startup where its alerts and holds go (one log line), and stays quiet on
+the console unless ``announce`` is set.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -39,6 +44,7 @@ from recon_plugin.events import (
 )
 from recon_plugin.plugin import reconciler_for
 
+log = logging.getLogger("alerts")
 ALERT_KINDS = tuple(payload.kind for payload in (ReconciliationDiscrepancy, OrderRejected, PositionSynced,
                                                  BrokerSessionExpired, ReconciliationError))
 
@@ -48,6 +54,8 @@ class AlertSettings:
     """The ``alerts`` section."""
 
     path: str = setting("var/alerts.jsonl", "where alert lines are appended")
+    announce: bool = setting(False, "also announce each change of the held symbols to the host's event sinks "
+                                    "(a 'symbol-hold' line in tradehost run)")
 
 
 _listeners: dict[int, AlertListener] = {}
@@ -74,9 +82,10 @@ class AlertListener:
     append, and the event, delivered again, is written whole.
     """
 
-    def __init__(self, host: Host, path: Path) -> None:
+    def __init__(self, host: Host, path: Path, announce: bool = False) -> None:
         self.host = host
         self.path = path
+        self.announce = announce
         self.held: frozenset[str] = frozenset()
         self._seen: OrderedDict[str, None] = OrderedDict((i, None) for i in _ids_written(path))
         self._lock = threading.Lock()
@@ -120,8 +129,9 @@ class AlertListener:
         with self._lock:
             self._append({"at": utcnow().isoformat(), "kind": "symbol-hold", "hold": added, "release": released,
                           "held": sorted(held)})
-        self.host.emit(Event.of(SymbolHold(held=sorted(held), summary=summary), stable_id("symbol-hold", sorted(held)),
-                                utcnow()))
+        if self.announce:
+            self.host.emit(Event.of(SymbolHold(held=sorted(held), summary=summary),
+                                    stable_id("symbol-hold", sorted(held)), utcnow()))
 
     def _append(self, line: dict[str, Any]) -> None:
         """One line, in one write, durably; a torn last line (a crash mid-append) is cut first."""
@@ -182,8 +192,11 @@ def hostspec_config_schema() -> dict[str, type]:
 
 @hookimpl(tryfirst=True)  # before the reconciler's startup cycle, so nothing it finds is missed
 def hostspec_startup(host: Host) -> None:
-    listener = AlertListener(host, Path(host.config.get(AlertSettings).path))
+    settings = host.config.get(AlertSettings)
+    listener = AlertListener(host, Path(settings.path), settings.announce)
     listener.connect()
+    log.info("alert-listener (plugin 'alerts', from examples/alert-listener): alerts and symbol holds go to %s%s",
+             settings.path, "" if settings.announce else " (alerts.announce: true shows holds as events)")
     _listeners[id(host)] = listener
 
 

@@ -24,7 +24,7 @@ def test_alerts_and_holds_follow_the_reconciler(tmp_path):
         store: {{path: {tmp_path / 'state.json'}}}
         reconciliation: {{interval_seconds: 0.5, missing_grace_seconds: 1}}
         demo: {{enabled: true, orders: 4, interval_seconds: 0.3}}
-        alerts: {{path: {alerts}}}
+        alerts: {{path: {alerts}, announce: true}}
     """))
     run = subprocess.run([sys.executable, "-m", "hostspec.cli", "run", "--config", str(config), "--duration", "6"],
                          capture_output=True, text=True, timeout=60)
@@ -35,7 +35,26 @@ def test_alerts_and_holds_follow_the_reconciler(tmp_path):
     holds = [a for a in lines if a["kind"] == "symbol-hold"]
     assert holds and lost[0]["symbol"] in holds[-1]["held"]  # LOST stays unresolved: its symbol stays held
     assert len({a["id"] for a in lines if "id" in a}) == len([a for a in lines if "id" in a])  # no duplicates
-    assert "symbol-hold" in run.stdout  # announced to the host's sinks too
+    assert "symbol-hold" in run.stdout  # announced to the host's sinks too (alerts.announce: true)
+
+
+def test_holds_stay_off_the_console_unless_asked_for_and_say_once_where_they_go(tmp_path):
+    config = tmp_path / "paper.yaml"
+    config.write_text(textwrap.dedent(f"""
+        mode: paper
+        broker: {{name: paper, paper: {{tick_seconds: 0.2, seed: 7}}}}
+        store: {{path: {tmp_path / 'state.json'}}}
+        reconciliation: {{interval_seconds: 0.5, missing_grace_seconds: 1}}
+        demo: {{enabled: true, orders: 4, interval_seconds: 0.3}}
+        alerts: {{path: {tmp_path / 'alerts.jsonl'}}}
+    """))
+    run = subprocess.run([sys.executable, "-m", "hostspec.cli", "run", "--config", str(config), "--duration", "5"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "symbol-hold" not in run.stdout
+    assert run.stderr.count("alert-listener (plugin 'alerts', from examples/alert-listener)") == 1
+    written = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert any(a["kind"] == "symbol-hold" for a in written)  # still kept, in the file
 
 
 def test_symbol_hold_is_a_kind_of_its_own_that_every_sink_can_read_typed():

@@ -27,11 +27,18 @@ from typing import Any, TypeVar
 from hostspec.broker import BrokerError, FailureKind
 from hostspec.errors import ConfigError
 from hostspec.host import Host
-from hostspec.model import BrokerOrder, Holding, Position, Side
+from hostspec.model import BrokerOrder, Holding, Position, Side, Trade
 from hostspec.secrets import redact, register_secret
 from recon_plugin.brokers.kite.orders import DEFAULT_MARKET_PROTECTION, modify_request, order_request
 from recon_plugin.brokers.kite.settings import KiteSettings, variable_name_problem
-from recon_plugin.brokers.kite.statuses import OrderParser, holding_from_kite, order_from_kite, position_from_kite
+from recon_plugin.brokers.kite.statuses import (
+    OrderParser,
+    holding_from_kite,
+    iceberg_family,
+    order_from_kite,
+    position_from_kite,
+    trade_from_kite,
+)
 from recon_plugin.brokers.kite.tags import order_tag
 
 log = logging.getLogger(__name__)
@@ -226,6 +233,19 @@ class KiteBroker:
             raise BrokerError(f"GET /portfolio/positions: unreadable body ({type(exc).__name__}: {exc})",
                               FailureKind.UNREADABLE) from None
 
+    def fetch_trades(self) -> list[Trade]:
+        """``GET /trades`` (``hostspec.broker.TradesBroker``): the day's trades, every row or none."""
+        what = "GET /trades"
+        rows = self._call(what, lambda: self._kite._get("trades"))
+        if not isinstance(rows, list):
+            raise BrokerError(f"{what}: expected a list, got {type(rows).__name__}", FailureKind.UNREADABLE)
+        try:
+            with gc_paused():
+                return [trade_from_kite(row) for row in rows]
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise BrokerError(f"{what}: unreadable trade record ({type(exc).__name__}: {exc})",
+                              FailureKind.UNREADABLE) from None
+
     def fetch_holdings(self) -> list[Holding]:
         """``GET /portfolio/holdings`` (``hostspec.broker.HoldingsBroker``): every row or none, like
         the order book, because a holding left out would look sold."""
@@ -258,8 +278,34 @@ class KiteBroker:
             order_type=order_type, trigger_price=trigger_price, variety=variety, validity=validity,
             validity_ttl=validity_ttl, iceberg_legs=iceberg_legs, iceberg_quantity=iceberg_quantity,
             market_protection=market_protection if market_protection is not None else self._market_protection)
-        return str(self._call(f"POST /orders/{variety}", lambda: self._kite.place_order(**request),
-                              order_entry=True))
+        placed = str(self._call(f"POST /orders/{variety}", lambda: self._kite.place_order(**request),
+                                order_entry=True))
+        # an iceberg order goes by the id its legs name (each leg is an order of its own)
+        return iceberg_family(request["tag"]) if variety == "iceberg" else placed
+
+    def place_autoslice_order(self, *, tag: str | None, exchange: str, symbol: str, product: str, side: Side,
+                              quantity: int, price: Decimal | None = None, order_type: str | None = None,
+                              validity: str = "DAY", market_protection: Decimal | None = None) -> str:
+        """Place an order Kite slices into children of at most the exchange's freeze quantity; returns
+        the parent's id (not itself an order in the book: the children name it, and the reconciler
+        sums their fills into the local order). A child Kite refused at placement is logged here; the
+        local order then stays short of its quantity and ends with its day."""
+        request = order_request(
+            tag=tag, exchange=exchange, symbol=symbol, product=product, side=side, quantity=quantity, price=price,
+            order_type=order_type, trigger_price=None, variety="regular", validity=validity, validity_ttl=None,
+            iceberg_legs=None, iceberg_quantity=None,
+            market_protection=market_protection if market_protection is not None else self._market_protection)
+        answer = self._call("POST /orders/regular (autoslice)", lambda: self._kite.place_autoslice_order(**request),
+                            order_entry=True)
+        for child in answer.get("children", []) if isinstance(answer, dict) else []:
+            if isinstance(child, dict) and "error" in child:
+                log.warning("autoslice %s: a child was refused: %s", answer.get("order_id"),
+                            redact(str(child["error"].get("message") if isinstance(child["error"], dict)
+                                       else child["error"])))
+        if not isinstance(answer, dict) or not answer.get("order_id"):
+            raise BrokerError("POST /orders/regular (autoslice): no parent order id in the answer",
+                              FailureKind.UNREADABLE)
+        return str(answer["order_id"])
 
     def modify_order(self, broker_order_id: str, *, variety: str = "regular", quantity: int | None = None,
                      price: Decimal | None = None, trigger_price: Decimal | None = None,

@@ -109,6 +109,8 @@ def order_request(*, tag: str | None, exchange: str, symbol: str, product: str, 
     if validity != "TTL" and validity_ttl is not None:
         raise OrderRefused("validity_ttl", f"only a TTL order has one (validity is {validity})")
     if variety == "iceberg":
+        if not tag:
+            raise OrderRefused("tag", "an iceberg order needs one: its legs are tied to the order by their shared tag")
         low, high = ICEBERG_LEGS
         if not isinstance(iceberg_legs, int) or not low <= iceberg_legs <= high:
             raise OrderRefused("iceberg_legs", f"an iceberg order has {low} to {high} legs, not {iceberg_legs!r}")

@@ -13,7 +13,7 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
-from hostspec.model import BrokerOrder, Holding, OrderStatus, Position, Side
+from hostspec.model import BrokerOrder, Holding, OrderStatus, Position, Side, Trade
 
 S = OrderStatus
 
@@ -94,10 +94,18 @@ def _price(value: Any) -> Decimal | None:
     return to_decimal(value) or None if value is not None else None
 
 
+def iceberg_family(tag: str) -> str:
+    """The id an iceberg order goes by (its legs' ``parent_order_id``): ``iceberg:<tag>``. Kite places
+    the legs one at a time, each an order of its own with the order's tag and ``meta.iceberg``, and no
+    leg names another; the tag is what ties them to the order placed."""
+    return f"iceberg:{tag}"
+
+
 def parent_of(row: dict[str, Any]) -> str | None:
     """What a Kite order was made from (``BrokerOrder.parent_order_id``): a cover order's first leg or
     another parent named in ``parent_order_id``; the parent of an autoslice child (``tags``
-    ``["autoslice", "autoslice:<parent id>"]``: its own ``tag`` is null); the GTT that placed it
+    ``["autoslice", "autoslice:<parent id>"]``: its own ``tag`` is null); the iceberg order of a leg
+    (``iceberg_family``); the GTT that placed it
     (``meta: {"gtt": <trigger id>}`` or ``{"gtt": {"id": ...}}``), as ``gtt:<trigger id>``."""
     if row.get("parent_order_id"):
         return str(row["parent_order_id"])
@@ -105,6 +113,8 @@ def parent_of(row: dict[str, Any]) -> str | None:
         if isinstance(tag, str) and tag.startswith("autoslice:") and len(tag) > len("autoslice:"):
             return tag[len("autoslice:"):]
     meta = row.get("meta")
+    if isinstance(meta, dict) and isinstance(meta.get("iceberg"), dict) and row.get("tag"):
+        return iceberg_family(row["tag"])  # its legs share the tag, and no leg names another
     gtt = meta.get("gtt") if isinstance(meta, dict) else None
     if isinstance(gtt, dict):
         gtt = gtt.get("id") or gtt.get("trigger_id")
@@ -204,3 +214,12 @@ def holding_from_kite(row: dict[str, Any]) -> Holding:
         exchange=row["exchange"], symbol=row["tradingsymbol"], quantity=int(row["quantity"]),
         t1_quantity=int(row.get("t1_quantity") or 0), realised_quantity=int(row.get("realised_quantity") or 0),
         average_price=to_decimal(row.get("average_price")))
+
+
+def trade_from_kite(row: dict[str, Any]) -> Trade:
+    """One entry of ``/trades`` (or an order's trades) in the canonical model: the trade's own quantity
+    and its price (``average_price``, the exact decimal of what Kite sent)."""
+    return Trade(trade_id=str(row["trade_id"]), broker_order_id=str(row["order_id"]), exchange=row["exchange"],
+                 symbol=row["tradingsymbol"], product=row["product"], side=Side(row["transaction_type"]),
+                 quantity=int(row["quantity"]), price=to_decimal(row["average_price"]),
+                 filled_at=parse_time(row.get("fill_timestamp") or row.get("exchange_timestamp")))

@@ -25,6 +25,7 @@ without (the default), the simulated market trades around the clock, so a demo w
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import threading
@@ -34,7 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hostspec.broker import BrokerError, FailureKind
+from hostspec.broker import BrokerError, FailureKind, PushSink
 from hostspec.calendar import Clock, SystemClock
 from hostspec.model import BrokerOrder, Holding, InstrumentKey, OrderStatus, Position, Side, positions_from_fills
 from recon_plugin.atomicfile import WriterLock, sweep_temp_files
@@ -49,6 +50,7 @@ from recon_plugin.brokers.overnight import (
     roll_holding,
 )
 from recon_plugin.brokers.paper.account import load_account, new_account, save_account
+from recon_plugin.brokers.paper.push import BookPusher
 from recon_plugin.brokers.paper.simulation import draw_script, market_price, replay_order
 from recon_plugin.calendars.days import SessionCalendar, TradingDays
 from recon_plugin.calendars.india import IndiaCalendar
@@ -79,6 +81,7 @@ class PaperExchange:
         if not read_only:
             sweep_temp_files(path)
         self._account = self._load() or self._new_account(seed, tick_seconds)
+        self._pusher: BookPusher | None = None
 
     # -- the account file -------------------------------------------------------------------------
 
@@ -200,6 +203,24 @@ class PaperExchange:
                 in_book = self._in_book(broker_order_id, order, now)
                 return [self._state(broker_order_id, order, self.tick_at(now))] if in_book else []
             return [bo for bo in self.book_at(now) if bo.broker_order_id == broker_order_id]
+
+    # -- PushingBroker: the simulated exchange announces each change ------------------------------
+
+    def start_push(self, loop: asyncio.AbstractEventLoop, sink: PushSink) -> None:
+        """Push each order change (``recon_plugin.brokers.paper.push``), looked for just after each tick."""
+        self._pusher = BookPusher(self.fetch_orders, self._until_next_tick)
+        self._pusher.start(sink)
+
+    def _until_next_tick(self) -> float:
+        """Seconds from now to just after the next tick (2 ms: the book changes on the tick), at most 1 s
+        (a clock that jumps, as a test's does, is noticed within a second)."""
+        now = self.clock.now()
+        return min(max((self.time_of(self.tick_at(now) + 1) - now).total_seconds() + 0.002, 0.002), 1.0)
+
+    def stop_push(self) -> None:
+        if self._pusher is not None:
+            self._pusher.stop()
+            self._pusher = None
 
     def close(self) -> None:
         if self._writer_lock is not None:
