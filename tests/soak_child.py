@@ -6,7 +6,7 @@ What it adds to the host, as one in-process plugin (``soak``):
 
 - the broker ``soak-paper``: the configured paper exchange behind a wrapper that, at the plan's rate,
   raises ``BrokerError`` or hands back garbage (not a list, a malformed record, a stale book, a book with
-  an order left out, a slow answer);
+  an order left out, a slow answer), and whose push channel sends updates twice, late or never, or drops;
 - an order flow placing a few orders (local, external, response lost, cancelled later, never sent);
 - an event sink writing every event it receives to stdout (a pipe: no file size limit or read-only
   directory touches it), one JSON line each, before returning;
@@ -19,6 +19,7 @@ Everything it reports is a JSON line on stdout: ``{"ready": pid}``, ``{"event": 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -38,7 +39,7 @@ from typing import Any
 
 from hostspec import hookimpl
 from hostspec.app import App
-from hostspec.broker import BrokerError, FailureKind
+from hostspec.broker import BrokerError, FailureKind, PushSink
 from hostspec.calendar import MarketCalendar
 from hostspec.config import Config
 from hostspec.errors import HostError
@@ -92,12 +93,12 @@ class FaultyBroker:
         self._lock = threading.Lock()
         self._previous: list[BrokerOrder] = []
 
-    def _fault(self, kinds: Sequence[str]) -> str | None:
+    def fault(self, kinds: Sequence[str], channel: str = "broker") -> str | None:
         with self._lock:
             if self.rate <= 0 or self.rng.random() >= self.rate:
                 return None
             kind = self.rng.choice(kinds)
-        say({"fault": f"broker:{kind}"})
+        say({"fault": f"{channel}:{kind}"})
         if kind == "error-transient":
             raise BrokerError("soak: the broker timed out", FailureKind.TRANSIENT)
         if kind == "error-unreadable":
@@ -107,7 +108,7 @@ class FaultyBroker:
         return kind
 
     def fetch_orders(self) -> list[BrokerOrder]:
-        kind = self._fault(self.BOOK_FAULTS)
+        kind = self.fault(self.BOOK_FAULTS)
         book = self.paper.fetch_orders()
         if kind == "not-a-list":
             return None  # type: ignore[return-value]
@@ -123,19 +124,25 @@ class FaultyBroker:
         return book
 
     def fetch_positions(self) -> list[Position]:
-        self._fault(("error-transient", "slow"))
+        self.fault(("error-transient", "slow"))
         return self.paper.fetch_positions()
 
     def fetch_holdings(self) -> list[Holding]:
-        self._fault(("error-transient",))
+        self.fault(("error-transient",))
         return self.paper.fetch_holdings()
 
     def order_history(self, broker_order_id: str) -> list[BrokerOrder]:
-        kind = self._fault(("error-transient", "error-unreadable", "malformed-record", "slow"))
+        kind = self.fault(("error-transient", "error-unreadable", "malformed-record", "slow"))
         history = self.paper.order_history(broker_order_id)
         if kind == "malformed-record" and history:
             return [*history[:-1], _garbage(history[-1], self.rng)]
         return history
+
+    def start_push(self, loop: asyncio.AbstractEventLoop, sink: PushSink) -> None:
+        self.paper.start_push(loop, FaultyPush(sink, self))
+
+    def stop_push(self) -> None:
+        self.paper.stop_push()
 
     def place_order(self, *, tag: str | None, exchange: str, symbol: str, product: str, side: Side,
                     quantity: int, price: Decimal | None = None) -> str:
@@ -147,6 +154,40 @@ class FaultyBroker:
 
     def close(self) -> None:
         self.paper.close()
+
+
+class FaultyPush:
+    """The paper exchange's push channel, failing as a real one does at the broker's rate: an update sent
+    twice, an older update of the order sent after it, an update lost, the channel dropped (and back)."""
+
+    PUSH_FAULTS = ("duplicate", "stale", "lost", "disconnect")
+
+    def __init__(self, sink: PushSink, broker: FaultyBroker) -> None:
+        self.sink = sink
+        self.broker = broker
+        self._last: dict[str, BrokerOrder] = {}
+
+    def order(self, update: BrokerOrder) -> None:
+        older = self._last.get(update.broker_order_id)
+        self._last[update.broker_order_id] = update
+        kind = self.broker.fault(self.PUSH_FAULTS, "push")
+        if kind == "lost":
+            return
+        if kind == "disconnect":
+            self.sink.disconnected("soak: the push channel dropped")
+            self.sink.connected()
+            return
+        self.sink.order(update)
+        if kind == "duplicate":
+            self.sink.order(update)
+        if kind == "stale" and older is not None:
+            self.sink.order(older)
+
+    def connected(self) -> None:
+        self.sink.connected()
+
+    def disconnected(self, reason: str) -> None:
+        self.sink.disconnected(reason)
 
 
 # -- the order flow ----------------------------------------------------------------------------------
