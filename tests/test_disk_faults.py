@@ -87,13 +87,18 @@ def test_a_second_writer_is_one_line(tmp_path):
 
 
 @pytest.mark.skipif(not permissions_can_be_honoured(), reason="a root child cannot drop its capabilities here")
-@pytest.mark.parametrize("existing", [False, True], ids=["new-store", "existing-store"])
+@pytest.mark.parametrize("existing", ["new", "existing", "killed-mid-write"],
+                         ids=["new-store", "existing-store", "a-killed-writers-temporary-file"])
 def test_an_unwritable_directory_is_one_line(tmp_path, existing):
+    """Found by the soak for a writer killed mid-write (its temporary file left): the open failed
+    removing that file, and the line named the temporary file, not the state file or the directory."""
     directory = tmp_path / "ro"
     directory.mkdir()
     state = directory / "state.json"
-    if existing:
+    if existing != "new":
         TinyDBStore(state).close()
+    if existing == "killed-mid-write":
+        (directory / ".state.json.tmp-k1ll3d").write_text("{")
     config = paper_config(tmp_path, state)
     directory.chmod(0o555)
     try:

@@ -151,10 +151,10 @@ class TinyDBStore:
         try:
             if not read_only:
                 self._writer_lock = WriterLock(self.path)  # ResourceBusyError while another host writes it
+                _check_writable(self.path)  # first: a directory it cannot write in is said as such
                 swept = sweep_temp_files(self.path)
                 if swept:
                     log.info("removed %d temporary files left by an interrupted writer of %s", swept, self.path)
-                _check_writable(self.path)
             self._db = TinyDB(str(self.path), storage=AtomicJSONStorage, read_only=read_only)
         except OSError as exc:
             self._release()
