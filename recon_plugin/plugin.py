@@ -15,12 +15,15 @@ from hostspec.commands import Command
 from hostspec.config import Section
 from hostspec.host import Host
 from recon_plugin.commands import RECON_COMMAND
+from recon_plugin.ops.monitor import Monitor
+from recon_plugin.ops.settings import MonitoringSettings
 from recon_plugin.runner import Reconciler, make_reconciler
 from recon_plugin.settings import Settings, settings_for
 
 log = logging.getLogger("recon")
 
 _running: weakref.WeakKeyDictionary[Host, Reconciler] = weakref.WeakKeyDictionary()
+_monitors: weakref.WeakKeyDictionary[Host, Monitor] = weakref.WeakKeyDictionary()
 
 
 def reconciler_for(host: Host) -> Reconciler | None:
@@ -28,9 +31,14 @@ def reconciler_for(host: Host) -> Reconciler | None:
     return _running.get(host)
 
 
+def monitor_for(host: Host) -> Monitor | None:
+    """What watches the reconciler running in ``host`` (its health, metrics and endpoint), if any."""
+    return _monitors.get(host)
+
+
 @hookimpl
 def hostspec_config_schema() -> Mapping[str, Section]:
-    return {"reconciliation": Settings}
+    return {"reconciliation": Settings, "monitoring": MonitoringSettings}
 
 
 @hookimpl
@@ -40,6 +48,7 @@ def hostspec_startup(host: Host) -> None:
         log.info("reconciliation is disabled (reconciliation.enabled: false); nothing started")
         return
     reconciler = make_reconciler(host, settings)
+    _monitors[host] = Monitor(reconciler, host.config.get(MonitoringSettings))  # before the startup cycle: /readyz
     _running[host] = reconciler
     replayed = reconciler.publisher.publish_pending()
     if replayed:
@@ -59,8 +68,13 @@ def hostspec_startup(host: Host) -> None:
 @hookimpl(trylast=True)
 def hostspec_shutdown(host: Host) -> None:
     reconciler = _running.pop(host, None)
-    if reconciler is None:
+    monitor = _monitors.pop(host, None)
+    if reconciler is None or monitor is None:
         return
+    health = monitor.health.status()
+    if not health.healthy:
+        host.report_unhealthy(f"reconciliation: {health.reason}")
+    monitor.close()
     reconciler.stop()
     reconciler.flush()
     s = reconciler.stats

@@ -1,0 +1,75 @@
+"""The log's two formats (``logging.format``): text, one readable line per record, and JSON, one object
+per line with the record's context (event kind, order id, symbol, rule) as fields. Every value is
+passed through ``secrets.redact`` before it is written; ``EventLog`` writes each event as a record."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from hostspec.config import LogFormat
+from hostspec.markers import hookimpl
+from hostspec.model import Event
+from hostspec.secrets import RedactingFilter, redact
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+CONTEXT = ("event", "event_id", "order_id", "symbol", "rule", "severity", "local", "broker")
+"""The fields a record may carry (``extra=``) that a JSON line writes, when present."""
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``, the
+    context fields the record carries, and ``exc`` for a traceback; never a registered secret."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name, "message": redact(record.getMessage())}
+        for name in CONTEXT:
+            value = getattr(record, name, None)
+            if value is not None:
+                line[name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exc"] = redact(record.exc_text)
+        return redact(json.dumps(line, default=str, ensure_ascii=False))
+
+
+def formatter(kind: LogFormat) -> logging.Formatter:
+    return JsonFormatter() if kind is LogFormat.JSON else logging.Formatter(TEXT_FORMAT, "%H:%M:%S")
+
+
+def use_format(kind: LogFormat) -> None:
+    """Switch the root logger's handlers (``tradehost``'s stderr handler) to ``kind``."""
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter(kind))
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+
+
+class EventLog:
+    """An event sink that writes every event to the log (logger ``tradehost.events``) with its kind,
+    order id, symbol and rule as fields: in JSON mode the log then holds the whole run. ``tradehost
+    run`` adds it in JSON mode only (in text mode the console already prints each event once)."""
+
+    logger = logging.getLogger("tradehost.events")
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    @hookimpl
+    def hostspec_handle_event(self, event: Event) -> None:
+        if not self.enabled:
+            return
+        data = event.data
+        level = logging.WARNING if event.kind in WARNING_KINDS else logging.INFO
+        self.logger.log(level, "%s %s", event.kind, event.summary or "", extra={
+            "event": event.kind, "event_id": event.event_id, "order_id": data.get("order_id"),
+            "symbol": data.get("symbol"), "rule": data.get("rule")})
+
+
+WARNING_KINDS = frozenset({"reconciliation-discrepancy", "reconciliation-error", "broker-session-expired",
+                           "reconciler-stopped"})
