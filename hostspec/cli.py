@@ -14,7 +14,7 @@ from hostspec.commands import Command, HostOpener
 from hostspec.config import LogFormat, LoggingSettings
 from hostspec.console import ConsoleSink
 from hostspec.errors import ConfigError, HostError, PluginError
-from hostspec.logformat import TEXT_FORMAT, EventLog, use_format
+from hostspec.logformat import TEXT_FORMAT, EventLog, format_in, use_format
 from hostspec.manager import DISABLE_ENV
 from hostspec.secrets import RedactingFilter
 
@@ -54,6 +54,7 @@ def run_command(args: argparse.Namespace, app: HostOpener) -> int:
         raise ConfigError("--duration", "", "must be a positive number of seconds")
     console = ConsoleSink(sys.stdout)
     event_log = EventLog()
+    use_format(format_in(args.config))
     host = app.open_host(args.config, extra_plugins=[("console", console), ("event-log", event_log)])
     log_format = host.config.get(LoggingSettings).format
     use_format(log_format)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from hostspec.config import LogFormat
+from hostspec.config import LogFormat, read_yaml
+from hostspec.errors import ConfigError
 from hostspec.markers import hookimpl
 from hostspec.model import Event
 from hostspec.secrets import RedactingFilter, redact
@@ -40,6 +42,17 @@ class JsonFormatter(logging.Formatter):
 
 def formatter(kind: LogFormat) -> logging.Formatter:
     return JsonFormatter() if kind is LogFormat.JSON else logging.Formatter(TEXT_FORMAT, "%H:%M:%S")
+
+
+def format_in(path: str | Path) -> LogFormat:
+    """The ``logging.format`` a configuration file asks for, read ahead of opening the host (whose
+    plugins log while it opens); text when the file cannot say (opening the host reports why)."""
+    try:
+        section = read_yaml(path).get("logging")
+    except ConfigError:
+        return LogFormat.TEXT
+    value = section.get("format") if isinstance(section, dict) else None
+    return LogFormat.JSON if value == LogFormat.JSON.value else LogFormat.TEXT
 
 
 def use_format(kind: LogFormat) -> None:

@@ -268,3 +268,46 @@ def python_child(code: str, *args: str, honour_permissions: bool = False, small_
         command = ["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o size={kib}k tmpfs "$0" && exec "$@"',
                    str(directory), *command]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+# -- watching from outside (recon_plugin.ops) --------------------------------------------------------
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on at the moment of asking."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    """GET ``url`` with the standard library's HTTP client: (status, body), 4xx and 5xx included."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def scrape(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``GET /metrics`` parsed with prometheus-client's own parser: every sample by (name, labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, text = http_get(base_url + "/metrics")
+    assert status == 200, text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def eventually(condition: Any, timeout: float = 30.0, every: float = 0.1) -> bool:
+    """Poll ``condition()`` until it is true (returns True) or ``timeout`` passes (returns False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return bool(condition())
