@@ -24,10 +24,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import best_of, body_of, change_rows, kite_account, kite_rows, synced_reconciler  # noqa: E402
+from run import best_of, body_of, change_rows, kite_account, kite_rows, synced_reconciler
 
-from recon_plugin.ops.monitor import Monitor  # noqa: E402
-from recon_plugin.ops.settings import MonitoringSettings  # noqa: E402
+from recon_plugin.ops.monitor import Monitor
+from recon_plugin.ops.settings import MonitoringSettings
 
 ON = MonitoringSettings(enabled=True, address="127.0.0.1:0", heartbeat_seconds=300)
 OFF = MonitoringSettings(heartbeat_seconds=0)
