@@ -54,10 +54,10 @@ def run_command(args: argparse.Namespace, app: HostOpener) -> int:
         raise ConfigError("--duration", "", "must be a positive number of seconds")
     console = ConsoleSink(sys.stdout)
     event_log = EventLog()
-    use_format(format_in(args.config))
+    use_format(format_in(args.config), console=True)
     host = app.open_host(args.config, extra_plugins=[("console", console), ("event-log", event_log)])
     log_format = host.config.get(LoggingSettings).format
-    use_format(log_format)
+    use_format(log_format, console=True)
     event_log.enabled = log_format is LogFormat.JSON
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:

@@ -55,12 +55,26 @@ def format_in(path: str | Path) -> LogFormat:
     return LogFormat.JSON if value == LogFormat.JSON.value else LogFormat.TEXT
 
 
-def use_format(kind: LogFormat) -> None:
-    """Switch the root logger's handlers (``tradehost``'s stderr handler) to ``kind``."""
+class NotOnConsole(logging.Filter):
+    """Drops the records that say what an event line on the console already says (``announced``: a
+    reported decision, whose ``reconciliation-discrepancy`` event ``tradehost run`` prints): in text
+    mode each discrepancy is one line. The JSON log keeps them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "announced", False)
+
+
+def use_format(kind: LogFormat, console: bool = False) -> None:
+    """Switch the root logger's handlers (``tradehost``'s stderr handler) to ``kind``; ``console``:
+    events are printed as lines of their own (``tradehost run``), so text mode drops what they say."""
     for handler in logging.getLogger().handlers:
         handler.setFormatter(formatter(kind))
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+        for f in [f for f in handler.filters if isinstance(f, NotOnConsole)]:
+            handler.removeFilter(f)
+        if console and kind is LogFormat.TEXT:
+            handler.addFilter(NotOnConsole())
 
 
 class EventLog:

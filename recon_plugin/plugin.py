@@ -79,8 +79,8 @@ def hostspec_shutdown(host: Host) -> None:
     reconciler.flush()
     s = reconciler.stats
     log.info("reconciler stopped: %d cycles (%d failed), %d fills applied, %d events published, "
-             "discrepancies: %s", s.cycles, s.cycles_failed, s.fills_applied, s.events_published,
-             dict(s.discrepancies) or "none")
+             "decisions by rule: %s", s.cycles, s.cycles_failed, s.fills_applied, s.events_published,
+             ", ".join(f"{rule} {n}" for rule, n in s.discrepancies.most_common()) or "none")
 
 
 @hookimpl

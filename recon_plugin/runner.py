@@ -465,7 +465,8 @@ class Reconciler:
             who = " ".join(part for part in (d.order_id, d.symbol) if part) or "-"
             log.log(d.rule.log_level, "%s [%s] %s%s", who, d.rule, prefix, d.action,
                     extra={"rule": d.rule.value, "severity": d.rule.severity.value, "order_id": d.order_id,
-                           "symbol": d.symbol, "local": d.local, "broker": d.broker})
+                           "symbol": d.symbol, "local": d.local, "broker": d.broker,
+                           "announced": d.rule.reported and not self.dry_run})
 
     # -- the thread ---------------------------------------------------------------------------------
 

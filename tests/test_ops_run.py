@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import sys
 import textwrap
@@ -165,3 +166,19 @@ def test_a_reconciler_thread_that_dies_is_unhealthy_and_announced(tmp_path):
         store.close()
     assert (status.healthy, status.reason) == (False, "reconciler thread stopped: RuntimeError: bug in the loop")
     assert [(e.kind, e.data["reason"]) for e in events] == [("reconciler-stopped", "RuntimeError: bug in the loop")]
+
+
+def test_in_text_mode_each_discrepancy_of_a_paper_run_is_one_line(tmp_path):
+    config = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
+    config["store"]["path"] = str(tmp_path / "state.json")
+    config["broker"]["paper"]["tick_seconds"] = 0.2
+    config["reconciliation"].update(interval_seconds=0.3, missing_grace_seconds=1)
+    config["demo"].update(interval_seconds=0.3)
+    path = tmp_path / "paper.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = tradehost("run", "--config", str(path), "--duration", "8")
+    assert result.returncode == 0, result.stderr
+    discrepancies = [line for line in result.stdout.splitlines() if "reconciliation-discrepancy" in line]
+    assert any(" LOST" in line for line in discrepancies) and any("rejected" in line for line in discrepancies)
+    said_again = [line for line in result.stderr.splitlines() if re.search(r"\[(lost|missing|reject)\]", line)]
+    assert said_again == [] and "{'" not in result.stderr
