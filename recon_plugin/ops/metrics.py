@@ -90,6 +90,7 @@ class _ReadAtScrape(Collector):
     def __init__(self, reconciler: Reconciler, health: Health) -> None:
         self.reconciler = reconciler
         self.health = health
+        self._backlog: tuple[tuple[int, int] | None, int] = (None, 0)
 
     def collect(self) -> Iterable[Metric]:
         r = self.reconciler
@@ -139,7 +140,10 @@ class _ReadAtScrape(Collector):
         yield orders
         yield GaugeMetricFamily("recon_lost_orders", "Orders LOST: not found at the broker even when asked by id",
                                 value=counts[OrderStatus.LOST])
-        backlog = sum(1 for event in r.store.pending_events() if event.seq > r.publisher.sent_upto)
+        key = (r.store.generation, r.publisher.sent_upto)
+        if self._backlog[0] != key:  # reading the outbox costs: only after a write or a publish
+            self._backlog = (key, sum(1 for event in r.store.pending_events() if event.seq > key[1]))
+        backlog = self._backlog[1]
         yield GaugeMetricFamily("recon_outbox_backlog_events", "Events written but not yet published", value=backlog)
 
 
