@@ -163,6 +163,7 @@ class Reconciler:
         self.died: str | None = None
         self.last_snapshot: Snapshot | None = None
         self.on_store_write: Callable[[float], None] | None = None  # seconds one durable write took
+        self.on_published: Callable[[Event], None] | None = None  # each event, after its signal
 
     # -- one cycle ------------------------------------------------------------------------------
 
@@ -390,6 +391,8 @@ class Reconciler:
 
     def _deliver(self, event: Event) -> None:
         signals.send_event(self, event)
+        if self.on_published is not None:
+            self.on_published(event)
         if self.emit is not None:
             try:
                 self.emit(event)

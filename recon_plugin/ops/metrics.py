@@ -4,7 +4,8 @@ global default one). Imported only when ``monitoring.enabled`` is true: ``promet
 
 Counters and gauges are read from the reconciler's own record (``Stats``, the store, ``Health``) when
 Prometheus scrapes, so a cycle pays nothing for them; the histograms are observed as cycles end
-(``cycle-finished``), as the store writes, and as order events are published. Labels are bounded
+(``cycle-finished``), as the store writes and as order events are published (the reconciler's
+``on_store_write`` and ``on_published`` hooks: no payload is decoded for them). Labels are bounded
 (step, failure kind, rule, severity, status): never an order id or a symbol.
 """
 
@@ -15,22 +16,20 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from blinker import NamedSignal
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hostspec.model import OrderStatus
+from hostspec.model import Event, OrderStatus
 from recon_plugin import signals
-from recon_plugin.events import CycleFinished
+from recon_plugin.events import CycleFinished, OrderCancelled, OrderExpired, OrderFilled, OrderRejected, OrderUpdated
 from recon_plugin.ops.health import Health
 from recon_plugin.rules import Rule
 from recon_plugin.runner import Reconciler
 
 CYCLE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 CHANGE_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
-ORDER_SIGNALS = (signals.order_updated, signals.order_filled, signals.order_cancelled, signals.order_rejected,
-                 signals.order_expired)
+ORDER_KINDS = frozenset(cls.kind for cls in (OrderUpdated, OrderFilled, OrderCancelled, OrderRejected, OrderExpired))
 
 
 class ReconMetrics:
@@ -51,27 +50,25 @@ class ReconMetrics:
             buckets=CHANGE_BUCKETS, registry=self.registry)
         self.registry.register(_ReadAtScrape(reconciler, health))
         self._updated_at: tuple[int, dict[str, datetime]] = (0, {})
-        self._connected: list[NamedSignal] = [signals.cycle_finished, *ORDER_SIGNALS]
         signals.cycle_finished.connect(self._cycle_finished, sender=reconciler, weak=False)
-        for signal in ORDER_SIGNALS:
-            signal.connect(self._order_event, sender=reconciler, weak=False)
         reconciler.on_store_write = self.store_write_seconds.observe
+        reconciler.on_published = self._published
 
     def exposition(self) -> tuple[bytes, str]:
         """The metrics page: Prometheus' text format."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
     def close(self) -> None:
-        for signal in self._connected:
-            signal.disconnect(self._cycle_finished if signal is signals.cycle_finished else self._order_event,
-                              sender=self.reconciler)
-        self.reconciler.on_store_write = None
+        signals.cycle_finished.disconnect(self._cycle_finished, sender=self.reconciler)
+        self.reconciler.on_store_write = self.reconciler.on_published = None
 
     def _cycle_finished(self, sender: Any, payload: CycleFinished, **_: Any) -> None:
         self.cycle_seconds.observe(payload.duration_ms / 1000)
 
-    def _order_event(self, sender: Any, broker_order_id: str | None = None, **_: Any) -> None:
+    def _published(self, event: Event) -> None:
+        """An order event: how long after the broker's update of the order its signal went out."""
         snapshot = self.reconciler.last_snapshot
+        broker_order_id = event.data.get("broker_order_id") if event.kind in ORDER_KINDS else None
         if snapshot is None or broker_order_id is None:
             return
         if self._updated_at[0] != id(snapshot):  # one index per snapshot, built on its first order event
