@@ -182,3 +182,15 @@ def test_in_text_mode_each_discrepancy_of_a_paper_run_is_one_line(tmp_path):
     assert any(" LOST" in line for line in discrepancies) and any("rejected" in line for line in discrepancies)
     said_again = [line for line in result.stderr.splitlines() if re.search(r"\[(lost|missing|reject)\]", line)]
     assert said_again == [] and "{'" not in result.stderr
+
+
+def test_a_json_line_never_carries_a_registered_secret_even_in_its_fields():
+    from hostspec.logformat import JsonFormatter
+    from hostspec.secrets import register_secret
+
+    register_secret("CANARYjson7781")
+    record = logging.LogRecord("recon", logging.ERROR, __file__, 1, "refused: %s", ("CANARYjson7781",), None)
+    record.order_id, record.rule, record.local = "D-0001", "lost", {"token": "CANARYjson7781"}
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["level"], line["logger"], line["order_id"], line["rule"]) == ("ERROR", "recon", "D-0001", "lost")
+    assert "CANARYjson7781" not in json.dumps(line) and line["message"] == "refused: ***"
