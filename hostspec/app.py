@@ -24,7 +24,7 @@ from hostspec.config import (
     sections_in_source,
     validate,
 )
-from hostspec.errors import ConfigError, PluginError, ResourceError
+from hostspec.errors import ConfigError, PluginError
 from hostspec.host import Host
 from hostspec.manager import ENTRY_POINT_GROUP, PluginManager, env_disabled
 
@@ -78,11 +78,7 @@ class App:
         host = Host(config, read_only=read_only, sinks=plugins.handle_event, clock=clock, calendar=calendar)
         self._managers[host] = plugins
         try:
-            try:
-                host.store = store_factory(host)
-            except OSError as exc:  # a path that is a directory, or under one that cannot be made
-                raise ResourceError(f"store.path {config.store.path}: cannot open the store: "
-                                    f"{exc.strerror or exc}") from exc
+            host.store = store_factory(host)
             if with_broker:
                 host.broker = broker_factory(host)
         except BaseException:

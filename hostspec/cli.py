@@ -25,7 +25,7 @@ UNHEALTHY_EXIT = 3
 EPILOG = f"""\
 Exit status: 0 success; 1 a runtime failure (or, for checks, "found something"); 2 bad
 configuration or arguments; 3 run ended unhealthy (no good broker snapshot lately, the reconciler
-stopped); 4 a file or port the configuration names cannot be used (held by another host).
+stopped); 4 a file or port the configuration names is held by another process.
 Plugins load from the 'hostspec' entry-point group; set {DISABLE_ENV}=name1,name2 (or
 plugins.disabled in the config) to skip some.
 """

@@ -56,8 +56,8 @@ class PluginError(HostError):
 
 
 class ResourceError(HostError):
-    """A file or a port the configuration names cannot be used (a store path that is a directory, a
-    metrics address another process listens on): exit status 4, nothing was changed."""
+    """A file or a port the configuration names is held by another process (a state file another host
+    writes, a metrics address another process listens on): exit status 4, nothing was changed."""
 
     exit_status = 4
 
