@@ -129,6 +129,7 @@ from recon_plugin.testing.kite_sim.wire import (
     kite_time,
     margins,
     position_row,
+    profile,
     token,
 )
 
@@ -930,7 +931,7 @@ class KiteSimulator:
             if method == "GET" and path == "/portfolio/holdings":
                 return 200, self.holdings_rows()
             if method == "GET" and path == "/user/profile":
-                return 200, {"user_id": USER_ID, "user_name": "Simulated User", "broker": "ZERODHA"}
+                return 200, profile()
             if method == "GET" and path in ("/user/margins", "/user/margins/equity", "/user/margins/commodity"):
                 data = margins(self.cash)
                 return 200, data if path == "/user/margins" else data[path.rsplit("/", 1)[1]]

@@ -130,3 +130,12 @@ def margins(cash: float) -> dict[str, Any]:
                                                 "option_premium", "payout", "span", "holding_sales", "turnover",
                                                 "liquid_collateral", "stock_collateral", "delivery")}}
     return {"equity": segment(cash), "commodity": segment(cash)}
+
+
+def profile() -> dict[str, Any]:
+    """``GET /user/profile``, in the shape of Kite's official mock."""
+    return {"user_id": USER_ID, "user_type": "individual", "email": "sim@example.com",
+            "user_name": "Simulated User", "user_shortname": "Simulated", "broker": "ZERODHA",
+            "exchanges": ["BFO", "MCX", "NSE", "CDS", "BSE", "BCD", "MF", "NFO"],
+            "products": ["CNC", "NRML", "MIS", "BO", "CO"], "order_types": ["MARKET", "LIMIT", "SL", "SL-M"],
+            "avatar_url": None, "meta": {"demat_consent": "physical"}}
