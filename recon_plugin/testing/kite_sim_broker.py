@@ -128,6 +128,10 @@ def _setup_sim(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", default=DEMO_API_KEY, help="the API key it accepts")
     parser.add_argument("--access-token", default=DEMO_ACCESS_TOKEN, help="the access token it accepts")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--no-rate-limits", action="store_true",
+                        help="never answer 429 (Kite's: 10 requests/s per endpoint, 10 orders/s, 200 orders/min)")
+    parser.add_argument("--unprotected-market-orders", action="store_true",
+                        help="accept MARKET and SL-M orders without market_protection (Kite refuses them)")
     parser.epilog = "Faults it can inject (from Python: sim.inject(name)): " + "; ".join(
         f"{k}: {v}" for k, v in FAULTS.items())
 
@@ -135,7 +139,9 @@ def _setup_sim(parser: argparse.ArgumentParser) -> None:
 def _run_sim(args: argparse.Namespace, app: HostOpener) -> int:
     from recon_plugin.testing.kite_simulator import KiteSimulator
 
-    sim = KiteSimulator(api_key=args.api_key, access_token=args.access_token, auto=args.auto)
+    sim = KiteSimulator(api_key=args.api_key, access_token=args.access_token, auto=args.auto,
+                        rate_limits=not args.no_rate_limits,
+                        require_market_protection=not args.unprotected_market_orders)
     url = sim.start(args.port)
     print(f"kite-sim: serving Kite Connect at {url} (root for the client); API key {args.api_key!r}, "
           f"access token {args.access_token!r}; Ctrl-C to stop", flush=True)
