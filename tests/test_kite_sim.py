@@ -368,3 +368,21 @@ def test_the_simulator_records_each_request_for_a_benchmark(kite_sim: KiteSimula
     kite_client.orders()
     kite_client.positions()
     assert [key for _, key in kite_sim.limits.log] == ["GET /orders", "GET /portfolio/positions"]
+
+
+def test_a_history_can_be_served_newest_first(kite_sim, kite_client):
+    oid = place(kite_client)
+    kite_sim.settle()
+    kite_sim.history_newest_first = True
+    assert history(kite_client, oid) == ["OPEN", "OPEN PENDING", "VALIDATION PENDING", "PUT ORDER REQ RECEIVED"]
+
+
+def test_a_busted_trade_lowers_the_filled_quantity(kite_sim, kite_client):
+    oid = place(kite_client)
+    kite_sim.fill(oid, 4, 1500.0)
+    kite_sim.fill(oid, 6, 1502.0)
+    busted = kite_sim.bust(oid)
+    order = book(kite_client)[oid]
+    assert (busted["quantity"], order["status"], order["filled_quantity"], order["average_price"]) == (
+        6, "OPEN", 4, 1500.0)
+    assert [t["quantity"] for t in kite_client.order_trades(oid)] == [4]

@@ -28,6 +28,11 @@ simulator's clock. A protected MARKET order is a LIMIT order tagged ``mktp``. Va
   ``trigger_price``) whose ``parent_order_id`` is the entry leg's id, waiting in TRIGGER PENDING;
 - GTT triggers (``gtt``): fired by ``fire_gtt`` or a last price that crosses them.
 
+A protected order's record echoes the ``market_protection`` sent (the official mock's converted
+record shows 0; its ``tags`` say the same). For the reconciler's harder cases: ``bust(order_id)``
+removes an order's last trade (its filled quantity goes down), ``history_newest_first = True`` serves
+``GET /orders/{id}`` newest state first.
+
 **Rate limits** (``limits``): 10 requests per second per endpoint, 10 orders per second and 200 per
 minute, answered 429 "Too many requests"; on by default, ``rate_limits = False`` turns them off.
 Every request is recorded (``limits.log``; ``peak_per_second()``).
@@ -191,6 +196,7 @@ class KiteSimulator:
         self.last_prices: dict[str, Decimal] = {}  # by symbol, set by the test (``set_last_price``)
         self.gtts: dict[int, dict[str, Any]] = {}
         self.cash = 1_000_000.0  # what ``/user/margins`` reports available
+        self.history_newest_first = False  # ``GET /orders/{id}`` newest state first (Kite documents oldest first)
         self.refusals: list[Refusal] = []  # the next placements' RMS refusals (``refuse_placements``)
         self.lock = threading.RLock()
         self._next_id = ID_BASE
@@ -450,6 +456,24 @@ class KiteSimulator:
         if complete:
             self.expiries.pop(order_id, None)
             self._next_iceberg_leg(order_id, at)
+
+    def bust(self, order_id: str) -> dict[str, Any]:
+        """The exchange busts the order's last trade: it leaves the trades, the order's filled quantity
+        goes down (a COMPLETE order is OPEN again) and its average price is recomputed. Returns the
+        trade."""
+        with self.lock:
+            self.roll()
+            trade = [t for t in self.trades if t["order_id"] == order_id][-1]
+            self.trades.remove(trade)
+            order, now = self.orders[order_id], self.clock.now()
+            rest = [t for t in self.trades if t["order_id"] == order_id]
+            order["filled_quantity"] = sum(t["quantity"] for t in rest)
+            order["average_price"] = (sum(t["quantity"] * t["average_price"] for t in rest)
+                                      / order["filled_quantity"]) if rest else 0
+            order["pending_quantity"] = order["quantity"] - order["filled_quantity"]
+            status = "OPEN" if order["status"] == "COMPLETE" else order["status"]
+            self._set_status(order_id, status, order["status_message"], now)
+            return trade
 
     def cancel(self, order_id: str) -> None:
         self.set_status(order_id, "CANCELLED")
@@ -946,6 +970,8 @@ class KiteSimulator:
                 if match.group(2):
                     return 200, [t for t in self.trades if t["order_id"] == oid]
                 history = [dict(h) for h in self.histories[oid]]
+                if self.history_newest_first:
+                    history.reverse()
                 self._read([oid])
                 return 200, history
             match = re.fullmatch(r"/orders/(\w+)(?:/(\d+))?", path)
