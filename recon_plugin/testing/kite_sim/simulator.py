@@ -80,7 +80,7 @@ import logging
 import random
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
@@ -541,19 +541,18 @@ class KiteSimulator:
 
     def step(self, order_id: str | None = None) -> None:
         """One step of the walk of ``order_id`` (or of every walking order)."""
-        with self.lock:
-            self.roll()
-            now = self.clock.now()
-            for oid in [order_id] if order_id else list(self.walks):
-                self._step(oid, now)
+        self._walk_now(order_id, self._step)
 
     def settle(self, order_id: str | None = None) -> None:
         """Finish the walk of ``order_id`` (or of every walking order) now."""
+        self._walk_now(order_id, self._settle)
+
+    def _walk_now(self, order_id: str | None, move: Callable[[str, datetime], None]) -> None:
         with self.lock:
             self.roll()
             now = self.clock.now()
             for oid in [order_id] if order_id else list(self.walks):
-                self._settle(oid, now)
+                move(oid, now)
 
     def hide(self, order_id: str, hidden: bool = True) -> None:
         """Leave an order out of ``GET /orders`` while its history still answers (a lagging book)."""
