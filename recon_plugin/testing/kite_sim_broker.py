@@ -65,10 +65,8 @@ def start_demo_simulator(api_key: str, access_token: str, host: Host) -> KiteSim
     from recon_plugin.testing.kite_simulator import KiteSimulator
 
     calendar = host.calendar if isinstance(host.calendar, SessionCalendar) else None
-    # the Kite broker does not send market protection yet: until it does, the demo's simulator takes
-    # MARKET orders without it (Kite refuses them since April 2026; the simulator does by default)
     sim = KiteSimulator(api_key=api_key, access_token=access_token, auto=True, tick_seconds=1.0, seed=3,
-                        clock=host.clock, calendar=calendar, require_market_protection=False)
+                        clock=host.clock, calendar=calendar)
     url = sim.start()
 
     def scenario() -> None:
