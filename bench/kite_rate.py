@@ -3,6 +3,7 @@ rate limits on: does the broker stay within Kite's limits?
 
     python bench/kite_rate.py                 # 20 s, 3 threads sharing one broker
     python bench/kite_rate.py --seconds 60 --threads 4
+    python bench/kite_rate.py --placements-only --seconds 90   # the orders-per-minute limit
     python bench/kite_rate.py --json
 
 One ``recon_plugin.brokers.kite.broker.KiteBroker`` (its built-in limiter: 8 requests per second)
@@ -41,8 +42,8 @@ SYMBOLS = ["INFY", "TCS", "RELIANCE", "SBIN", "HDFCBANK", "ITC"]
 PLACE = "POST /orders/{variety}"
 
 
-def session(broker: KiteBroker, sim: KiteSimulator, until: float, seed: int, counts: dict[str, int],
-            lock: threading.Lock) -> None:
+def session(broker: KiteBroker, until: float, seed: int, counts: dict[str, int], lock: threading.Lock,
+            placements_only: bool) -> None:
     """One thread of the busy session: every step one request through the broker."""
     rng = random.Random(seed)
     mine: list[str] = []
@@ -52,7 +53,8 @@ def session(broker: KiteBroker, sim: KiteSimulator, until: float, seed: int, cou
             counts[what] = counts.get(what, 0) + 1
 
     while time.monotonic() < until:
-        step = rng.choice(("place", "place", "book", "history", "modify", "cancel", "positions"))
+        step = "place" if placements_only else rng.choice(
+            ("place", "place", "book", "history", "modify", "cancel", "positions"))
         try:
             if step == "place" or not mine:
                 mine.append(broker.place_order(tag=f"B{seed}x{len(mine)}", exchange="NSE", symbol=rng.choice(SYMBOLS),
@@ -72,7 +74,8 @@ def session(broker: KiteBroker, sim: KiteSimulator, until: float, seed: int, cou
                 broker.fetch_positions()
             count(step)
         except BrokerError as exc:
-            count("rate-limited" if exc.kind is FailureKind.RATE_LIMIT else "refused")
+            reason = str(exc).rsplit(": ", 1)[-1][:60]
+            count("rate-limited" if exc.kind is FailureKind.RATE_LIMIT else f"refused: {reason}")
 
 
 def peak_per_window(times: list[float], window: float) -> int:
@@ -84,13 +87,14 @@ def peak_per_window(times: list[float], window: float) -> int:
     return best
 
 
-def run(seconds: float, threads: int) -> dict[str, Any]:
+def run(seconds: float, threads: int, placements_only: bool = False) -> dict[str, Any]:
     sim = KiteSimulator(api_key="bench_key", access_token="bench_token")
     broker = KiteBroker("bench_key", "bench_token", sim.start(), timeout=5)
     counts: dict[str, int] = {}
     lock = threading.Lock()
     until = time.monotonic() + seconds
-    workers = [threading.Thread(target=session, args=(broker, sim, until, i, counts, lock)) for i in range(threads)]
+    workers = [threading.Thread(target=session, args=(broker, until, i, counts, lock, placements_only))
+               for i in range(threads)]
     for w in workers:
         w.start()
     for w in workers:
@@ -123,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=3)
+    parser.add_argument("--placements-only", action="store_true", help="every step a placement: the order limits")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = run(args.seconds, args.threads)
+    result = run(args.seconds, args.threads, args.placements_only)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -386,3 +386,17 @@ def test_a_busted_trade_lowers_the_filled_quantity(kite_sim, kite_client):
     assert (busted["quantity"], order["status"], order["filled_quantity"], order["average_price"]) == (
         6, "OPEN", 4, 1500.0)
     assert [t["quantity"] for t in kite_client.order_trades(oid)] == [4]
+
+
+def test_an_order_is_modified_25_times_at_most(kite_sim, kite_client):
+    kite_sim.rate_limits = False  # 51 modifications at once, on purpose
+    oid = place(kite_client)
+    for quantity in range(11, 36):
+        kite_client.modify_order(variety="regular", order_id=oid, quantity=quantity)
+        with pytest.raises(kex.InputException):  # one in flight at a time
+            kite_client.modify_order(variety="regular", order_id=oid, quantity=quantity)
+        kite_sim.settle(oid)
+    with pytest.raises(kex.InputException) as caught:
+        kite_client.modify_order(variety="regular", order_id=oid, quantity=40)
+    assert str(caught.value) == "Maximum allowed order modifications exceeded."
+    assert book(kite_client)[oid]["quantity"] == 35

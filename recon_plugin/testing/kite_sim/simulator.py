@@ -142,6 +142,8 @@ log = logging.getLogger("recon_plugin.testing.kite_simulator")
 ID_BASE = 1953341975595868160  # 19-digit order ids, as Kite's since 2025 (the official mock's)
 ID_STEP = 46137344  # the spacing of the ids of an autoslice order's children in the official mock
 GTT_ID_BASE = 100000
+MAX_MODIFICATIONS = 25
+TOO_MANY_MODIFICATIONS = "Maximum allowed order modifications exceeded."
 IN_FLIGHT = {MODIFY_VALIDATION, "MODIFY PENDING", "MODIFIED", "NOT MODIFIED", CANCEL_PENDING}
 
 
@@ -189,6 +191,7 @@ class KiteSimulator:
         self.hidden: set[str] = set()  # in the order's history, left out of the order book
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
+        self.modifications: dict[str, int] = {}  # how often each order was modified (Kite allows 25)
         self.walks: dict[str, Walk] = {}  # the orders walking through interim statuses
         self.expiries: dict[str, datetime] = {}  # TTL orders: when they are cancelled
         self.icebergs: dict[str, _Iceberg] = {}  # by the id of an iceberg's current leg
@@ -695,6 +698,9 @@ class KiteSimulator:
         order, now = self.orders[order_id], self.clock.now()
         if order["status"] in IN_FLIGHT:
             return 400, error("The order is being modified or cancelled; try again.", "InputException")
+        if self.modifications.get(order_id, 0) >= MAX_MODIFICATIONS:
+            return 400, error(TOO_MANY_MODIFICATIONS, "InputException")
+        self.modifications[order_id] = self.modifications.get(order_id, 0) + 1
         fields = {k: form[k] for k in ("quantity", "price", "trigger_price", "order_type", "validity",
                                        "disclosed_quantity") if form.get(k)}
         try:
@@ -841,6 +847,7 @@ class KiteSimulator:
         self.walks.pop(order_id, None)
         self.expiries.pop(order_id, None)
         self.icebergs.pop(order_id, None)
+        self.modifications.pop(order_id, None)
         self.hidden.discard(order_id)
 
     # -- the automatic market (auto=True) --------------------------------------------------------

@@ -8,7 +8,9 @@ each (pure: the simulator applies the steps).
 - modify (``PUT /orders/{variety}/{id}``): ``MODIFY VALIDATION PENDING`` (at once, with a new
   ``order_timestamp``) → ``MODIFY PENDING`` → ``MODIFIED`` (the new figures apply) → back to
   ``OPEN`` (or ``TRIGGER PENDING``); a modification the exchange refuses (a quantity not above
-  the filled quantity) walks ``NOT MODIFIED`` instead of ``MODIFIED``.
+  the filled quantity) walks ``NOT MODIFIED`` instead of ``MODIFIED``. A modify while one is in
+  flight is refused (HTTP 400), and so is an order's 26th ("Maximum allowed order modifications
+  exceeded.", Kite's limit of 25).
 - cancel (``DELETE /orders/{variety}/{id}``): ``CANCEL PENDING`` (at once) → ``CANCELLED``.
 
 **When a step happens** (``Pace``): ``"read"`` (the default): each read of the order (it listed in
