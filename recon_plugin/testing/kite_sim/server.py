@@ -6,17 +6,34 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from hostspec.calendar import Clock
+from recon_plugin.testing.kite_sim.limits import RateLimits
 from recon_plugin.testing.kite_sim.wire import TOO_MANY_REQUESTS, USER_ID, error, kite_time
 
-if TYPE_CHECKING:
-    from recon_plugin.testing.kite_sim.simulator import KiteSimulator
-
 log = logging.getLogger("recon_plugin.testing.kite_simulator")
+
+
+class Account(Protocol):
+    """What the HTTP face asks of the simulated account (``simulator.KiteSimulator``)."""
+
+    api_key: str
+    access_token: str
+    api_secret: str
+    slow_seconds: float
+    clock: Clock
+    lock: threading.RLock
+    requests: list[tuple[str, str]]
+    limits: RateLimits
+
+    def take_fault(self, path: str) -> str | None: ...
+
+    def route(self, method: str, path: str, form: dict[str, str]) -> tuple[int, Any]: ...
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -39,7 +56,7 @@ class Handler(BaseHTTPRequestHandler):
         self._serve("DELETE")
 
     def _serve(self, method: str) -> None:
-        sim: KiteSimulator = self.server.sim  # type: ignore[attr-defined]
+        sim: Account = self.server.sim  # type: ignore[attr-defined]
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
@@ -83,7 +100,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._json(200, {"status": "success", "data": data})
 
-    def _session(self, sim: KiteSimulator, form: dict[str, str]) -> None:
+    def _session(self, sim: Account, form: dict[str, str]) -> None:
         expected = hashlib.sha256(f"{sim.api_key}{form.get('request_token', '')}{sim.api_secret}".encode()).hexdigest()
         if form.get("api_key") != sim.api_key or form.get("checksum") != expected:
             self._json(403, error("Invalid `checksum`.", "TokenException"))
