@@ -18,7 +18,7 @@ from recon_plugin.testing.kite_simulator import (
     RMS_MARGIN,
     KiteSimulator,
 )
-from tests.helpers import THU, ist
+from tests.helpers import FRI, THU, ist
 
 
 @pytest.fixture
@@ -400,3 +400,25 @@ def test_an_order_is_modified_25_times_at_most(kite_sim, kite_client):
         kite_client.modify_order(variety="regular", order_id=oid, quantity=40)
     assert str(caught.value) == "Maximum allowed order modifications exceeded."
     assert book(kite_client)[oid]["quantity"] == 35
+
+
+def test_a_modify_to_an_unprotected_market_order_is_refused_and_a_stop_made_limit_works(kite_sim, kite_client):
+    oid = place(kite_client, order_type="SL", price=1480.0, trigger_price=1485.0)
+    kite_sim.settle()
+    with pytest.raises(kex.InputException) as caught:
+        kite_client.modify_order(variety="regular", order_id=oid, order_type="MARKET")
+    assert str(caught.value) == NO_MARKET_PROTECTION
+    kite_client.modify_order(variety="regular", order_id=oid, order_type="LIMIT", price=1490.0)
+    kite_sim.settle()
+    order = book(kite_client)[oid]
+    assert (order["status"], order["order_type"], order["price"]) == ("OPEN", "LIMIT", 1490.0)
+
+
+def test_an_amo_with_a_ttl_counts_its_minutes_from_the_open(kite_sim, kite_client):
+    kite_sim.advance_to(ist(THU, 18))
+    amo = place(kite_client, variety="amo", validity="TTL", validity_ttl=5)
+    kite_sim.advance_to(ist(FRI, 9, 19, 59))
+    assert statuses_read(kite_client, amo, 2) == ["OPEN", "OPEN"]  # working since the open, 09:15
+    kite_sim.advance_to(ist(FRI, 9, 20))
+    assert book(kite_client)[amo]["status"] == "CANCELLED"
+    assert history(kite_client, amo) == ["AMO REQ RECEIVED", "OPEN", "CANCELLED"]

@@ -104,6 +104,7 @@ from recon_plugin.calendars.days import DAY_START, DayEvent, Moment, SessionCale
 from recon_plugin.calendars.india import IndiaCalendar
 from recon_plugin.testing.kite_sim import gtt, walks
 from recon_plugin.testing.kite_sim.entry import (
+    NO_MARKET_PROTECTION,
     Entry,
     Refusal,
     iceberg_legs,
@@ -309,6 +310,8 @@ class KiteSimulator:
             amos = [oid for oid in ids if self.orders[oid]["status"] == AMO_STATUS]
             for oid in amos:
                 self._set_status(oid, self._working_status(oid), None, event.at)
+                if self.orders[oid]["validity"] == "TTL":  # its minutes count from the open
+                    self.expiries[oid] = event.at + timedelta(minutes=self.orders[oid]["validity_ttl"])
             return [f"{event}: {len(amos)} AMOs started working"] if amos else []
         if event.moment is Moment.SQUARE_OFF:
             return self._square_off(event, ids)
@@ -680,7 +683,7 @@ class KiteSimulator:
             return oid
         if not amo:
             self.walks[oid] = Walk(walks.placement(order_type, entry.validity), now)
-        if entry.validity == "TTL":
+        if entry.validity == "TTL" and not amo:
             self.expiries[oid] = now + timedelta(minutes=entry.validity_ttl)
         return oid
 
@@ -703,6 +706,9 @@ class KiteSimulator:
         self.modifications[order_id] = self.modifications.get(order_id, 0) + 1
         fields = {k: form[k] for k in ("quantity", "price", "trigger_price", "order_type", "validity",
                                        "disclosed_quantity") if form.get(k)}
+        if fields.get("order_type") in ("MARKET", "SL-M") and self.require_market_protection and \
+                form.get("market_protection") in (None, "", "0"):
+            return 400, error(NO_MARKET_PROTECTION, "InputException")
         try:
             quantity = int(fields.get("quantity", order["quantity"]))
         except ValueError:
@@ -714,7 +720,8 @@ class KiteSimulator:
             return 200, {"order_id": order_id}
         walk = self.walks.get(order_id)
         back_to = walk.steps[-1].status if walk else order["status"]
-        back_to = back_to if back_to in ("OPEN", TRIGGER_PENDING) else "OPEN"
+        if back_to not in ("OPEN", TRIGGER_PENDING) or fields.get("order_type") in ("LIMIT", "MARKET"):
+            back_to = "OPEN"
         order["order_timestamp"] = kite_time(now)
         self._set_status(order_id, MODIFY_VALIDATION, None, now)
         self.walks[order_id] = Walk(walks.modification(back_to, quantity > order["filled_quantity"]), now, fields)
