@@ -41,6 +41,7 @@ DEMO_API_KEY = "sim_api_key"  # what the simulator accepts when no variable is n
 DEMO_ACCESS_TOKEN = "sim_access_token"
 EXTERNAL_ORDER_AFTER_SECONDS = 6.0
 DRIFT_AFTER_SECONDS = 4.0  # after the external order: 10 s from start
+DRIFT_SYMBOL = "HDFCBANK"
 
 @dataclass(frozen=True)
 class KiteSimSettings:
@@ -76,8 +77,9 @@ def start_demo_simulator(api_key: str, access_token: str, host: Host) -> KiteSim
         log.info("kite-sim: an order was placed from another app")
         if host.stop_requested.wait(DRIFT_AFTER_SECONDS):
             return
-        sim.adjust_position("NSE", "INFY", "CNC", 5)
-        log.info("kite-sim: 5 INFY moved into CNC outside the order book (a product conversion)")
+        # an instrument the demo flow does not trade: its fills never move the figures being watched
+        sim.adjust_position("NSE", DRIFT_SYMBOL, "CNC", 5)
+        log.info("kite-sim: 5 %s moved into CNC outside the order book (a product conversion)", DRIFT_SYMBOL)
 
     threading.Thread(target=scenario, name="kite-sim-scenario", daemon=True).start()
     log.info("kite-sim: simulating Kite Connect at %s (live mode, nothing leaves this machine)", url)
