@@ -114,6 +114,8 @@ from recon_plugin.testing.kite_sim.entry import (
     slices,
 )
 from recon_plugin.testing.kite_sim.limits import RateLimits
+from recon_plugin.testing.kite_sim.postbacks import PostbackPoster
+from recon_plugin.testing.kite_sim.push import PushServer
 from recon_plugin.testing.kite_sim.server import Handler
 from recon_plugin.testing.kite_sim.walks import CANCEL_PENDING, MODIFY_VALIDATION, Pace, Walk
 from recon_plugin.testing.kite_sim.wire import (
@@ -214,6 +216,8 @@ class KiteSimulator:
         self._upcoming: DayEvent | None = None
         self._upcoming_known = False
         self.ticks = 0
+        self.push = PushServer(self)  # the WebSocket of order updates (``ws_url``), its faults
+        self.postbacks = PostbackPoster(self)  # posts to ``postbacks.url`` when one is set
 
     @property
     def rate_limits(self) -> bool:
@@ -241,6 +245,7 @@ class KiteSimulator:
             self._threads.append(threading.Thread(target=self._tick_forever, name="kite-sim-clock", daemon=True))
         for t in self._threads:
             t.start()
+        self.push.start()
         return self.url
 
     @property
@@ -248,8 +253,15 @@ class KiteSimulator:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket root of order updates (``push``), for the broker's ``ws_root``."""
+        return self.push.url
+
     def stop(self) -> None:
         self._stop.set()
+        self.push.stop()
+        self.postbacks.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -917,7 +929,12 @@ class KiteSimulator:
         self._record(order_id)
 
     def _record(self, order_id: str) -> None:
-        self.histories[order_id].append(dict(self.orders[order_id]))
+        """The order changed: its history grows, and the push channels are told."""
+        history = self.histories[order_id]
+        previous = history[-1] if history else None
+        history.append(dict(self.orders[order_id]))
+        for listener in (self.push, self.postbacks):
+            listener.order_changed(dict(self.orders[order_id]), previous)
 
     @staticmethod
     def _books(trades: Iterable[dict[str, Any]]) -> dict[InstrumentKey, Book]:

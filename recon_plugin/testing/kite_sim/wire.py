@@ -139,3 +139,24 @@ def profile() -> dict[str, Any]:
             "exchanges": ["BFO", "MCX", "NSE", "CDS", "BSE", "BCD", "MF", "NFO"],
             "products": ["CNC", "NRML", "MIS", "BO", "CO"], "order_types": ["MARKET", "LIMIT", "SL", "SL-M"],
             "avatar_url": None, "meta": {"demat_consent": "physical"}}
+
+
+UPDATE_STATUSES = {"MODIFIED"}
+"""Statuses a push reports as ``UPDATE`` (a modification landed); an OPEN order with some of its
+quantity filled is ``UPDATE`` too (a partial fill)."""
+
+
+def push_payload(order: dict[str, Any], checksum: str = "") -> dict[str, Any]:
+    """An order as Kite pushes it (a WebSocket ``order`` message's ``data``, a postback's body): the
+    order's fields, ``UPDATE`` for a partial fill or a modification, ``unfilled_quantity``,
+    ``user_id``, ``app_id`` and ``checksum`` (blank on the WebSocket)."""
+    status = order["status"]
+    partial = status == "OPEN" and 0 < order["filled_quantity"] < order["quantity"]
+    return {**order, "status": "UPDATE" if partial or status in UPDATE_STATUSES else status,
+            "unfilled_quantity": order["pending_quantity"], "user_id": USER_ID, "app_id": APP_ID,
+            "checksum": checksum}
+
+
+def postback_checksum(order_id: str, order_timestamp: str, api_secret: str) -> str:
+    """Kite's postback checksum: SHA-256 hex of ``order_id + order_timestamp + api_secret``."""
+    return hashlib.sha256(f"{order_id}{order_timestamp}{api_secret}".encode()).hexdigest()
