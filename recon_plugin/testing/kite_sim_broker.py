@@ -8,7 +8,9 @@ configuration naming ``kite`` always talks to the configured API root.
 
 The simulator evolves orders by itself (acknowledgements, fills, some rejections and cancels) and
 plays a scenario for reconciliation to find: an order placed "from another app" 6 s after start and
-a position drift 4 s later. Closing the broker stops the simulator.
+a position drift 4 s later. The broker receives order updates through the simulator's WebSocket
+(``broker.kite-sim.push``, on by default), as the Kite broker does from Kite's. Closing the broker
+stops the simulator.
 
 Like the Kite broker's plugin, this module imports ``kiteconnect`` (and with it Twisted) only when
 a broker is made, so a paper host never loads it; it never imports pytest.
@@ -52,6 +54,7 @@ class KiteSimSettings:
     access_token_env: str | None = setting(None, "environment variable holding the access token (null: a fixed "
                                                  "demo token)")
     timeout_seconds: float = setting(2.0, "HTTP timeout per request", minimum=0.1)
+    push: bool = setting(True, "order updates pushed through the simulator's WebSocket (Kite's protocol)")
 
 
 def _from_env(variable: str | None, default: str) -> str:
@@ -89,13 +92,16 @@ def start_demo_simulator(api_key: str, access_token: str, host: Host) -> KiteSim
 def open_kite_sim_broker(host: Host) -> KiteBroker:
     """A real ``KiteBroker`` talking over loopback to a simulator started for it; closing the broker
     stops the simulator."""
-    from recon_plugin.brokers.kite.broker import KiteBroker
+    from recon_plugin.brokers.kite.broker import KiteBroker, PushingKiteBroker
 
     settings = host.config.get(KiteSimSettings)
     api_key = _from_env(settings.api_key_env, DEMO_API_KEY)
     token = _from_env(settings.access_token_env, DEMO_ACCESS_TOKEN)
     sim = start_demo_simulator(api_key, token, host)
     try:
+        if settings.push:
+            return PushingKiteBroker(api_key, token, sim.url, settings.timeout_seconds, ws_root=sim.ws_url,
+                                     on_close=sim.stop)
         return KiteBroker(api_key, token, sim.url, settings.timeout_seconds, on_close=sim.stop)
     except BaseException:
         sim.stop()

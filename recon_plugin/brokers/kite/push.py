@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import inspect
 import json
 import logging
 import random
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +113,7 @@ class KitePush:
         self._rng = rng or random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._future: concurrent.futures.Future[None] | None = None
+        self._coroutine: Coroutine[Any, Any, None] | None = None
         self._finished = threading.Event()
         self._finished.set()
 
@@ -126,7 +128,8 @@ class KitePush:
             raise RuntimeError("the Kite push channel is already running")
         self._finished.clear()
         self._loop = loop
-        self._future = asyncio.run_coroutine_threadsafe(self._run(sink), loop)
+        self._coroutine = self._run(sink)
+        self._future = asyncio.run_coroutine_threadsafe(self._coroutine, loop)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Cancel the task and wait (up to ``timeout``) for its socket to close; never waits on the
@@ -141,12 +144,16 @@ class KitePush:
                 running = False
         if running:
             self._finished.wait(timeout)
-        self._future = None
+        elif self._coroutine is not None and inspect.getcoroutinestate(self._coroutine) == inspect.CORO_CREATED \
+                and not loop.is_running():
+            self._coroutine.close()  # never started, and now never will: no "never awaited" warning
+            self._finished.set()
+        self._future = self._coroutine = None
 
     # -- the task --------------------------------------------------------------------------------------
 
     async def _run(self, sink: PushSink) -> None:
-        attempt, down_reported = 0, False
+        attempt, down_reported, last_reason = 0, False, ""
         try:
             while True:
                 opened, reason = await self._session(sink)
@@ -155,8 +162,11 @@ class KitePush:
                     _tell(sink.disconnected, reason)
                     down_reported = True
                     log.warning("Kite push channel down (%s); polling carries on", reason)
+                elif reason != last_reason:  # a new cause while down (a token refused ...): said once
+                    log.warning("Kite push channel still down: %s", reason)
                 else:
                     log.debug("Kite push channel: attempt %d failed (%s)", attempt, reason)
+                last_reason = reason
                 attempt = 0 if opened else attempt + 1
                 await asyncio.sleep(self.backoff.delay(attempt, self._rng))
         finally:

@@ -48,14 +48,14 @@ class PostbackPoster:
         """Called by the simulator (under its lock) with the order's new state."""
         if self.url is None or order.get("placed_by") == SQUARE_OFF_PLACED_BY:
             return
+        payload = push_payload(order)
+        if payload["status"] not in POSTED_STATUSES:
+            return
         with self._lock:
             secret = self.sim.api_secret
             if self._wrong:
                 self._wrong -= 1
                 secret = "not-" + secret
-        payload = push_payload(order)
-        if payload["status"] not in POSTED_STATUSES:
-            return
         payload["checksum"] = postback_checksum(payload["order_id"], payload["order_timestamp"], secret)
         with self._lock:
             if self._thread is None:

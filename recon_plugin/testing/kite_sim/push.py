@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from recon_plugin.testing.kite_sim.simulator import KiteSimulator
 
 log = logging.getLogger("recon_plugin.testing.kite_simulator")
+WIRE_LOG = logging.getLogger("recon_plugin.testing.kite_simulator.ws")
+WIRE_LOG.setLevel(logging.INFO)  # websockets' debug lines quote the handshake's query: the credentials
 HEARTBEAT = b"\x00"  # Kite's heartbeat: a 1-byte binary frame
 PUSH_FAULTS = {
     "drop": "every open connection is cut (no close frame); clients may connect again",
@@ -85,7 +87,7 @@ class PushServer:
         from websockets.sync.server import serve
 
         self._server = serve(self._serve, "127.0.0.1", port, process_request=self._check, compression=None,
-                             ping_interval=None, close_timeout=1, logger=log)
+                             ping_interval=None, close_timeout=1, logger=WIRE_LOG)
         self._thread = threading.Thread(target=self._server.serve_forever, name="kite-sim-ws", daemon=True)
         self._thread.start()
         return self.url
@@ -155,10 +157,9 @@ class PushServer:
 
     def order_changed(self, order: dict[str, Any], previous: dict[str, Any] | None) -> None:
         """Called by the simulator (under its lock) with the order's new state, and its state before."""
-        fault = self._take({"before-book", "stale"})
-        if fault == "before-book" and previous is None:
+        if previous is None and self._take({"before-book"}):
             self.sim.hidden.add(order["order_id"])
-        if fault == "stale" and previous is not None:
+        if previous is not None and self._take({"stale"}):
             order = previous
         self._send_order(order)
 
