@@ -16,21 +16,24 @@ import queue
 import threading
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from recon_plugin.testing.kite_sim.wire import SQUARE_OFF_PLACED_BY, postback_checksum, push_payload
-
-if TYPE_CHECKING:
-    from recon_plugin.testing.kite_sim.simulator import KiteSimulator
 
 log = logging.getLogger("recon_plugin.testing.kite_simulator")
 POSTED_STATUSES = {"COMPLETE", "CANCELLED", "REJECTED", "UPDATE"}
 
 
+class Account(Protocol):
+    """What the poster reads of the simulator (``KiteSimulator``): the app's secret."""
+
+    api_secret: str
+
+
 class PostbackPoster:
     """Posts postbacks to ``url`` (None: posts nothing); see the module's docstring."""
 
-    def __init__(self, sim: KiteSimulator, url: str | None = None) -> None:
+    def __init__(self, sim: Account, url: str | None = None) -> None:
         self.sim = sim
         self.url = url
         self.sent: list[tuple[str, int]] = []

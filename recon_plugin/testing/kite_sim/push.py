@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from recon_plugin.testing.kite_sim.wire import push_payload
@@ -32,11 +32,9 @@ if TYPE_CHECKING:
     from websockets.http11 import Request, Response
     from websockets.sync.server import Server, ServerConnection
 
-    from recon_plugin.testing.kite_sim.simulator import KiteSimulator
-
 log = logging.getLogger("recon_plugin.testing.kite_simulator")
 WIRE_LOG = logging.getLogger("recon_plugin.testing.kite_simulator.ws")
-WIRE_LOG.setLevel(logging.INFO)  # websockets' debug lines quote the handshake's query: the credentials
+WIRE_LOG.setLevel(logging.WARNING)  # websockets' debug lines quote the handshake's query: the credentials
 HEARTBEAT = b"\x00"  # Kite's heartbeat: a 1-byte binary frame
 PUSH_FAULTS = {
     "drop": "every open connection is cut (no close frame); clients may connect again",
@@ -48,6 +46,16 @@ PUSH_FAULTS = {
     "before-book": "the next new order's push goes out while GET /orders leaves it out (sim.hide(id, False))",
     "stale": "the next order message carries the order's previous state instead of its current one",
 }
+
+
+class Account(Protocol):
+    """What the push server reads of the simulator (``KiteSimulator``)."""
+
+    api_key: str
+    access_token: str
+    lock: threading.RLock
+    histories: dict[str, list[dict[str, Any]]]
+    hidden: set[str]
 
 
 @dataclass
@@ -67,7 +75,7 @@ class _Client:
 class PushServer:
     """The simulator's WebSocket (see the module's docstring)."""
 
-    def __init__(self, sim: KiteSimulator, heartbeat_seconds: float = 1.0) -> None:
+    def __init__(self, sim: Account, heartbeat_seconds: float = 1.0) -> None:
         self.sim = sim
         self.heartbeat_seconds = heartbeat_seconds
         self.delay_seconds = 0.2

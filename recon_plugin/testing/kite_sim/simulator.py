@@ -6,7 +6,9 @@ cancellation, ``/user/profile``, ``/user/margins``, ``/gtt/triggers``, ``/sessio
 envelopes, headers and status codes, on 127.0.0.1 only (``server``). Its order book evolves by the
 order's own type and variety, by the test's hand (``fill``, ``set_status``, ``cancel`` ...) or by
 itself (``auto=True``), with consistent trades, positions and holdings. Every fault of the client's
-failure matrix can be injected on demand (``inject``): see ``FAULTS``.
+failure matrix can be injected on demand (``inject``): see ``FAULTS``. Every change to an order is
+pushed (``push``: a WebSocket at ``ws_url`` with Kite's order messages, heartbeats and faults of its
+own) and, when ``postbacks.url`` is set, posted as Kite's postbacks (``postbacks``).
 
 **Orders as Kite takes them.** Placement reads what the ``kiteconnect`` 5.2.2 client sends and
 refuses what Kite refuses (``entry``: unprotected MARKET and SL-M orders, bad tags, missing prices
