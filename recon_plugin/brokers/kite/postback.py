@@ -57,6 +57,14 @@ def verify(body: bytes, api_secret: str) -> BrokerOrder:
         raise Refused(f"an unreadable order ({type(exc).__name__})") from None
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client gone mid-request (a reset, a timeout): logged quietly, not printed to stderr."""
+        log.debug("postback: a connection from %s ended badly", client_address[0] if client_address else "?")
+
+
 class PostbackReceiver:
     """The HTTP receiver (see the module's docstring): its own server thread, started and stopped
     with the push channel."""
@@ -91,8 +99,7 @@ class PostbackReceiver:
             def do_POST(self) -> None:
                 receiver._receive(self, sink)
 
-        server = ThreadingHTTPServer(self.address, Handler)
-        server.daemon_threads = True
+        server = _Server(self.address, Handler)
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="kite-postbacks", daemon=True)

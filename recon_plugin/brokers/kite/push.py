@@ -120,11 +120,16 @@ class KitePush:
     def __repr__(self) -> str:
         return f"KitePush(ws_root={self.ws_root!r})"  # never the credentials
 
+    @property
+    def running(self) -> bool:
+        """Whether the task still runs (``stop`` returns once it has ended, its socket closed)."""
+        return not self._finished.is_set()
+
     # -- PushingBroker ---------------------------------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop, sink: PushSink) -> None:
         """Run on ``loop`` (from any thread); returns at once. Starting twice is refused."""
-        if not self._finished.is_set():
+        if self.running:
             raise RuntimeError("the Kite push channel is already running")
         self._finished.clear()
         self._loop = loop
