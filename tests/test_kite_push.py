@@ -568,3 +568,59 @@ def test_the_live_demo_broker_pushes(tmp_path):
     finally:
         host.stop_requested.set()
         host.close()
+
+
+def test_the_simulator_command_serves_the_websocket(loop):
+    import socket
+    import subprocess
+    import sys
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    proc = subprocess.Popen([sys.executable, "-m", "hostspec.cli", "kite-sim", "--port", str(ports[0]), "--ws-port",
+                             str(ports[1]), "--duration", "20"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert f"order updates at ws://127.0.0.1:{ports[1]} (ws_root)" in proc.stdout.readline()
+        broker = PushingKiteBroker("sim_api_key", "sim_access_token", f"http://127.0.0.1:{ports[0]}", 2.0,
+                                   ws_root=f"ws://127.0.0.1:{ports[1]}")
+        sink = Sink()
+        broker.start_push(loop, sink)
+        assert wait_until(lambda: sink.count("connected") == 1)
+        oid = broker.place_order(tag="cli", exchange="NSE", symbol="INFY", product="CNC", side=Side.BUY, quantity=3,
+                                 price=Decimal(10))
+        assert wait_until(lambda: sink.states(oid))
+        assert sink.states(oid)[0] == ("PUT ORDER REQ RECEIVED", 0)
+        broker.stop_push()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_reconnection_backs_off_with_jitter():
+    import random
+
+    backoff, rng = Backoff(first=0.5, longest=30.0), random.Random(7)
+    delays = [[backoff.delay(attempt, rng) for _ in range(200)] for attempt in range(8)]
+    ceilings = [0.5, 1, 2, 4, 8, 16, 30, 30]
+    for ceiling, drawn in zip(ceilings, delays, strict=True):
+        assert ceiling / 2 <= min(drawn) < max(drawn) <= ceiling  # spread over half to all of the ceiling
+    assert backoff.delay(10_000, rng) <= 30.0
+
+
+def test_a_renewed_token_is_used_at_the_next_connection(kite_sim, loop, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(SIM_ACCESS_TOKEN)
+    broker = pushing(kite_sim, access_token_file=token_file)
+    sink = Sink()
+    broker.start_push(loop, sink)
+    try:
+        assert wait_until(lambda: sink.count("connected") == 1)
+        kite_sim.access_token = "renewedtoken_Q8"  # a new day's login: the old token is refused
+        token_file.write_text("renewedtoken_Q8")  # tradehost kite login --token-file
+        kite_sim.push.inject("drop")
+        assert wait_until(lambda: sink.count("connected") == 2)
+    finally:
+        broker.stop_push()

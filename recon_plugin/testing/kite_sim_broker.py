@@ -130,6 +130,8 @@ def _setup_sim(parser: argparse.ArgumentParser) -> None:
     from recon_plugin.testing.kite_simulator import FAULTS
 
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0: any)")
+    parser.add_argument("--ws-port", type=int, default=0,
+                        help="port of the WebSocket of order updates on 127.0.0.1 (default 0: any; printed)")
     parser.add_argument("--auto", action="store_true", help="evolve orders by themselves (ack, fills, cancels)")
     parser.add_argument("--api-key", default=DEMO_API_KEY, help="the API key it accepts")
     parser.add_argument("--access-token", default=DEMO_ACCESS_TOKEN, help="the access token it accepts")
@@ -148,8 +150,9 @@ def _run_sim(args: argparse.Namespace, app: HostOpener) -> int:
     sim = KiteSimulator(api_key=args.api_key, access_token=args.access_token, auto=args.auto,
                         rate_limits=not args.no_rate_limits,
                         require_market_protection=not args.unprotected_market_orders)
-    url = sim.start(args.port)
-    print(f"kite-sim: serving Kite Connect at {url} (root for the client); API key {args.api_key!r}, "
+    url = sim.start(args.port, args.ws_port)
+    print(f"kite-sim: serving Kite Connect at {url} (root for the client), order updates at {sim.ws_url} "
+          f"(ws_root); API key {args.api_key!r}, "
           f"access token {args.access_token!r}; Ctrl-C to stop", flush=True)
     done = threading.Event()
     try:

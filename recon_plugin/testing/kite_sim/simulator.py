@@ -236,8 +236,9 @@ class KiteSimulator:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self, port: int = 0) -> str:
-        """Serve on 127.0.0.1:``port`` (0: any free port); returns the root URL for the client."""
+    def start(self, port: int = 0, ws_port: int = 0) -> str:
+        """Serve on 127.0.0.1:``port``, and the WebSocket on ``ws_port`` (0: any free port); returns the
+        root URL for the client (``ws_url``: the WebSocket's)."""
         server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         server.daemon_threads = True
         server.sim = self  # type: ignore[attr-defined]
@@ -247,7 +248,7 @@ class KiteSimulator:
             self._threads.append(threading.Thread(target=self._tick_forever, name="kite-sim-clock", daemon=True))
         for t in self._threads:
             t.start()
-        self.push.start()
+        self.push.start(ws_port)
         return self.url
 
     @property
