@@ -142,7 +142,8 @@ class KitePush:
         future, loop = self._future, self._loop
         if future is None or loop is None:
             return
-        future.cancel()  # cancels the task on its loop
+        with contextlib.suppress(RuntimeError):  # a closed loop: its task is gone with it
+            future.cancel()  # cancels the task on its loop
         running = loop.is_running() and not loop.is_closed()
         with contextlib.suppress(RuntimeError):
             if asyncio.get_running_loop() is loop:
@@ -181,9 +182,9 @@ class KitePush:
         """One connection, until it ends: (whether it opened, why it ended, scrubbed of secrets)."""
         from websockets.asyncio.client import connect
 
-        api_key, token = self._credentials()
         opened = False
         try:
+            api_key, token = self._credentials()
             async with connect(socket_url(self.ws_root, api_key, token), additional_headers={"X-Kite-Version": "3"},
                                open_timeout=self.open_timeout, close_timeout=1, compression=None, proxy=None,
                                max_size=2 ** 22, logger=WIRE_LOG) as ws:
