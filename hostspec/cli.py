@@ -11,25 +11,31 @@ from types import FrameType
 
 from hostspec.app import App
 from hostspec.commands import Command, HostOpener
+from hostspec.config import LogFormat, LoggingSettings
 from hostspec.console import ConsoleSink, silence
 from hostspec.errors import ConfigError, HostError, PluginError
 from hostspec.info import INFO_COMMANDS, version_text
+from hostspec.logformat import TEXT_FORMAT, EventLog, format_in, use_format
 from hostspec.manager import DISABLE_ENV
 from hostspec.model import LocalState
 from hostspec.secrets import RedactingFilter
 
 log = logging.getLogger("tradehost")
 
+UNHEALTHY_EXIT = 3
+
 EPILOG = f"""\
 Exit status: 0 success; 1 a runtime failure (or, for checks, "found something"); 2 bad
-configuration or arguments. Plugins load from the 'hostspec' entry-point group; set
-{DISABLE_ENV}=name1,name2 (or plugins.disabled in the config) to skip some.
+configuration or arguments; 3 run ended unhealthy (no good broker snapshot lately, the reconciler
+stopped); 4 a file or port the configuration names is held by another process.
+Plugins load from the 'hostspec' entry-point group; set {DISABLE_ENV}=name1,name2 (or
+plugins.disabled in the config) to skip some.
 """
 
 
 def setup_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.setFormatter(logging.Formatter(TEXT_FORMAT, "%H:%M:%S"))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -49,9 +55,14 @@ def run_command(args: argparse.Namespace, app: HostOpener) -> int:
     if args.duration is not None and args.duration <= 0:
         raise ConfigError("--duration", "", "must be a positive number of seconds")
     console = ConsoleSink(sys.stdout)
-    host = app.open_host(args.config, extra_plugins=[("console", console)])
+    event_log = EventLog()
+    use_format(format_in(args.config), console=True)
+    host = app.open_host(args.config, extra_plugins=[("console", console), ("event-log", event_log)])
     console.zone = host.calendar.zone if host.calendar is not None else None
     book: list[LocalState] = []
+    log_format = host.config.get(LoggingSettings).format
+    use_format(log_format, console=True)
+    event_log.enabled = log_format is LogFormat.JSON
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s; stopping", signal.Signals(signum).name)
@@ -67,7 +78,7 @@ def run_command(args: argparse.Namespace, app: HostOpener) -> int:
         host.stop_requested.wait(args.duration)
     except PluginError as exc:
         log.error("%s; stopping", exc)
-        status = 1
+        status = exc.error.exit_status if isinstance(exc.error, HostError) else 1
     finally:
         app.stop(host, last_look=lambda h: book.extend([h.store.load()] if h.store is not None else []))
         for sig, handler in previous.items():
@@ -76,6 +87,9 @@ def run_command(args: argparse.Namespace, app: HostOpener) -> int:
         print(line)
     if host.sink_failures:
         print("event sinks that raised: " + ", ".join(f"{k} ({v})" for k, v in host.sink_failures.items()))
+    if host.unhealthy and not status:
+        print(f"tradehost: ended unhealthy: {'; '.join(host.unhealthy)}", file=sys.stderr)
+        status = UNHEALTHY_EXIT
     return status
 
 

@@ -234,7 +234,20 @@ class PluginSettings:
     disabled: tuple[str, ...] = setting((), "entry-point names not to load")
 
 
-CORE_SECTIONS: dict[str, Section] = {"broker": BrokerChoice, "store": StoreChoice, "plugins": PluginSettings}
+class LogFormat(Enum):
+    TEXT = "text"  # one readable line per record
+    JSON = "json"  # one JSON object per line, for a log collector
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """``logging``: how ``tradehost run`` writes its log (stderr)."""
+
+    format: LogFormat = setting(LogFormat.TEXT, "text (one readable line per record) or json (one object per line)")
+
+
+CORE_SECTIONS: dict[str, Section] = {"broker": BrokerChoice, "store": StoreChoice, "plugins": PluginSettings,
+                                     "logging": LoggingSettings}
 _MODE = Option(str, Mode.PAPER.value, "paper or live", choices=tuple(m.value for m in Mode))
 
 
@@ -250,7 +263,7 @@ class Config:
         self.data = data
         self.path = path
         self._declared = {BrokerChoice: "broker", StoreChoice: "store", PluginSettings: "plugins",
-                          **(declared or {})}
+                          LoggingSettings: "logging", **(declared or {})}
         self._built: dict[type, Any] = {}
         for cls in self._declared:
             self.get(cls)

@@ -55,7 +55,14 @@ class PluginError(HostError):
         self.error = error
 
 
-class ResourceBusyError(HostError):
+class ResourceError(HostError):
+    """A file or a port the configuration names is held by another process (a state file another host
+    writes, a metrics address another process listens on): exit status 4, nothing was changed."""
+
+    exit_status = 4
+
+
+class ResourceBusyError(ResourceError):
     """A file another process holds for writing (a second host on one state file or account).
 
     Nothing was changed; stop the other process first.

@@ -43,6 +43,7 @@ class Host:
         self.broker: Broker | None = None
         self.store: StateStore | None = None
         self.sink_failures = Counter[str]()
+        self.unhealthy: list[str] = []  # why the host ended unhealthy (``report_unhealthy``)
         self._sinks = sinks
         self._failures_lock = threading.Lock()
 
@@ -59,6 +60,12 @@ class Host:
         if failed:
             with self._failures_lock:
                 self.sink_failures.update(failed)
+
+    def report_unhealthy(self, reason: str) -> None:
+        """A plugin says the host ended unhealthy (in ``hostspec_shutdown``: no good snapshot lately, a
+        thread that died); ``tradehost run`` then exits with status 3 and prints ``reason``."""
+        with self._failures_lock:
+            self.unhealthy.append(reason)
 
     def close(self) -> None:
         """Close the broker and the store (each guarded)."""

@@ -133,6 +133,14 @@ class BrokerSessionExpired(Payload):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReconcilerStopped(Payload):
+    """The reconciliation thread ended while the host was still running: nothing is reconciled any more."""
+
+    kind: ClassVar[str] = "reconciler-stopped"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class CycleFinished(Payload):
     kind: ClassVar[str] = "cycle-finished"
     stats: dict[str, Any]
@@ -152,5 +160,6 @@ class DemoFlow(Payload):
 
 PAYLOADS: tuple[type[Payload], ...] = (
     OrderUpdated, OrderFilled, FillCorrected, OrderCancelled, OrderRejected, OrderExpired, OrderExternal,
-    PositionSynced, ReconciliationDiscrepancy, ReconciliationError, BrokerSessionExpired, CycleFinished, DemoFlow)
+    PositionSynced, ReconciliationDiscrepancy, ReconciliationError, BrokerSessionExpired, ReconcilerStopped,
+    CycleFinished, DemoFlow)
 """Every kind this package announces, in the order the plugin guide documents them."""

@@ -15,6 +15,8 @@ from hostspec.commands import Command
 from hostspec.config import Section
 from hostspec.host import Host
 from recon_plugin.commands import RECON_COMMAND
+from recon_plugin.ops.monitor import Monitor
+from recon_plugin.ops.settings import MonitoringSettings
 from recon_plugin.runner import Reconciler, make_reconciler
 from recon_plugin.settings import Settings, settings_for
 from recon_plugin.stats import Stats
@@ -23,6 +25,7 @@ log = logging.getLogger("recon")
 
 _running: weakref.WeakKeyDictionary[Host, Reconciler] = weakref.WeakKeyDictionary()
 _at_start: weakref.WeakKeyDictionary[Host, Stats] = weakref.WeakKeyDictionary()  # the counters when it started
+_monitors: weakref.WeakKeyDictionary[Host, Monitor] = weakref.WeakKeyDictionary()
 
 
 def reconciler_for(host: Host) -> Reconciler | None:
@@ -30,9 +33,14 @@ def reconciler_for(host: Host) -> Reconciler | None:
     return _running.get(host)
 
 
+def monitor_for(host: Host) -> Monitor | None:
+    """What watches the reconciler running in ``host`` (its health, metrics and endpoint), if any."""
+    return _monitors.get(host)
+
+
 @hookimpl
 def hostspec_config_schema() -> Mapping[str, Section]:
-    return {"reconciliation": Settings}
+    return {"reconciliation": Settings, "monitoring": MonitoringSettings}
 
 
 @hookimpl
@@ -42,6 +50,7 @@ def hostspec_startup(host: Host) -> None:
         log.info("reconciliation is disabled (reconciliation.enabled: false); nothing started")
         return
     reconciler = make_reconciler(host, settings)
+    _monitors[host] = Monitor(reconciler, host.config.get(MonitoringSettings))  # before the startup cycle: /readyz
     _running[host] = reconciler
     _at_start[host] = Stats.from_dict(reconciler.stats.to_dict())
     replayed = reconciler.publisher.publish_pending()
@@ -62,14 +71,19 @@ def hostspec_startup(host: Host) -> None:
 @hookimpl(trylast=True)
 def hostspec_shutdown(host: Host) -> None:
     reconciler = _running.pop(host, None)
-    if reconciler is None:
+    monitor = _monitors.pop(host, None)
+    if reconciler is None or monitor is None:
         return
+    health = monitor.health.status()
+    if not health.healthy:
+        host.report_unhealthy(f"reconciliation: {health.reason}")
+    monitor.close()
     reconciler.stop()
     reconciler.flush()
     s = reconciler.stats.since(_at_start.pop(host, Stats()))  # this run's, not the store's since it began
     log.info("reconciler stopped; this run: %d cycles (%d failed), %d fills applied, %d events published, "
-             "%d decisions (recon report has them by rule)", s.cycles, s.cycles_failed, s.fills_applied,
-             s.events_published, sum(s.discrepancies.values()))
+             "decisions by rule: %s", s.cycles, s.cycles_failed, s.fills_applied, s.events_published,
+             ", ".join(f"{rule} {n}" for rule, n in s.discrepancies.most_common()) or "none")
 
 
 @hookimpl

@@ -100,11 +100,12 @@ TERMS = ("price", "trigger_price", "order_type", "validity")
 
 
 def modified_terms(order: Order, bo: BrokerOrder) -> dict[str, object]:
-    """The terms the broker lists otherwise than local (a modification there, or a protected market
-    order the broker lists as LIMIT at its protection price); a term the broker does not report
-    (None) is never a difference."""
+    """The terms the broker lists otherwise than local: a modification there. A term either side does
+    not state (None: the broker does not report it, or the host recorded the order without it) is
+    never a difference."""
     return {name: value for name in TERMS
-            if (value := getattr(bo, name)) is not None and value != getattr(order, name)}
+            if (value := getattr(bo, name)) is not None and (mine := getattr(order, name)) is not None
+            and value != mine}
 
 
 def reconcile_seen(b: PlanBuilder, order: Order, bo: BrokerOrder) -> None:

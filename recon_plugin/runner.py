@@ -38,7 +38,7 @@ from hostspec.secrets import redact
 from hostspec.store import ConflictError, StateStore, StoreError
 from recon_plugin import signals
 from recon_plugin.engine import SyncMemo, orders_to_query, plan_cycle
-from recon_plugin.events import BrokerSessionExpired, CycleFinished, ReconciliationError
+from recon_plugin.events import BrokerSessionExpired, CycleFinished, ReconcilerStopped, ReconciliationError
 from recon_plugin.outbox import Publisher
 from recon_plugin.plan import DAY_EXCHANGE, Decision, Plan, Snapshot
 from recon_plugin.resolve import current_state, effective_status
@@ -155,6 +155,15 @@ class Reconciler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._started = threading.Event()
+        self._stopping = False
+        # what watching from outside reads (recon_plugin.ops): monotonic time of the last good
+        # snapshot, the last failed cycle's (step, kind), why the thread ended, the last snapshot
+        self.last_good_at: float | None = None
+        self.last_failure: tuple[str, str] | None = None
+        self.died: str | None = None
+        self.last_snapshot: Snapshot | None = None
+        self.on_store_write: Callable[[float], None] | None = None  # seconds one durable write took
+        self.on_published: Callable[[Event], None] | None = None  # each event, after its signal
 
     # -- one cycle ------------------------------------------------------------------------------
 
@@ -244,6 +253,7 @@ class Reconciler:
     def settle(self, snapshot: Snapshot, start: float | None = None) -> CycleReport:
         """Plan against the current local state, apply in one write, publish. Raises on store errors."""
         start = start if start is not None else time.perf_counter()
+        self.last_snapshot = snapshot
         for attempt in (1, 2):
             plan = plan_cycle(self.store.load(), snapshot, self.settings, self._memo)
             if self.dry_run:
@@ -254,7 +264,10 @@ class Reconciler:
                 changes.events_sent_upto = self.publisher.watermark()
                 changes.checkpoint["stats"] = self.stats.to_dict()
             try:
+                began = time.perf_counter()
                 writes = self.store.apply(changes)
+                if writes and self.on_store_write is not None:
+                    self.on_store_write(time.perf_counter() - began)
                 break
             except ConflictError as exc:
                 self.stats.conflicts += 1
@@ -321,6 +334,7 @@ class Reconciler:
             return report
         self.stats.cycles += 1
         self.stats.consecutive_failures = 0
+        self.last_good_at, self.last_failure = time.monotonic(), None
         self.stats.last_cycle_at = self.clock.now().isoformat()
         self.stats.last_cycle_ms = round(report.duration_ms, 3)
         self._broker_recovered()
@@ -377,6 +391,8 @@ class Reconciler:
 
     def _deliver(self, event: Event) -> None:
         signals.send_event(self, event)
+        if self.on_published is not None:
+            self.on_published(event)
         if self.emit is not None:
             try:
                 self.emit(event)
@@ -418,6 +434,7 @@ class Reconciler:
         kind = self._record_failure(step, exc)
         self.stats.cycles_failed += 1
         self.stats.consecutive_failures += 1
+        self.last_failure = (step, kind.value if isinstance(exc, BrokerError) else type(exc).__name__)
         self.next_delay = self._delay_after(kind, getattr(exc, "retry_after", None))
         if kind is FailureKind.AUTH and not self._session_expired:
             self._session_expired = True
@@ -445,17 +462,39 @@ class Reconciler:
         self._quiet.recovered("fetch:", "broker reachable again; reconciliation resumed")
 
     def _log_decisions(self, plan: Plan, prefix: str) -> None:
+        """One readable line per decision; the evidence of both sides rides along as fields of the record
+        (``logging.format: json`` writes them; the journal and ``recon report`` keep it either way)."""
         for d in plan.decisions:
-            log.log(d.rule.log_level, "%s%s [%s] %s: local %s, broker %s", prefix, d.action, d.rule,
-                    d.order_id or d.symbol or "-", d.local, d.broker)
+            who = " ".join(part for part in (d.order_id, d.symbol) if part) or "-"
+            log.log(d.rule.log_level, "%s [%s] %s%s", who, d.rule, prefix, d.action,
+                    extra={"rule": d.rule.value, "severity": d.rule.severity.value, "order_id": d.order_id,
+                           "symbol": d.symbol, "local": d.local, "broker": d.broker,
+                           "announced": d.rule.reported and not self.dry_run})
 
     # -- the thread ---------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Run cycles every ``next_delay`` seconds on a daemon thread with its own event loop."""
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="recon-loop", daemon=True)
+        self._thread = threading.Thread(target=self._run_thread, name="recon-loop", daemon=True)
         self._thread.start()
         self._started.wait(5)
+
+    def _run_thread(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # a bug outside the guarded steps: say so, health turns 503
+            self.died = f"{type(exc).__name__}: {exc}"
+            log.critical("the reconciliation thread died (%s); nothing is reconciled any more", self.died,
+                         exc_info=True)
+            self._started.set()
+            with contextlib.suppress(Exception):
+                self._announce_now(ReconcilerStopped(reason=self.died, summary=f"reconciler stopped: {self.died}"))
+
+    @property
+    def thread_dead(self) -> bool:
+        """True when the reconciliation thread was started and ended without being asked to stop."""
+        return self.died is not None or (self._thread is not None and not self._thread.is_alive()
+                                         and not self._stopping)
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -579,6 +618,7 @@ class Reconciler:
         """Stop the loop and join the thread; returns False if it did not end within ``timeout``."""
         if self._thread is None:
             return True
+        self._stopping = True
         if self.settings.push and isinstance(self.broker, PushingBroker):
             try:
                 self.broker.stop_push()

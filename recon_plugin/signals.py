@@ -29,6 +29,7 @@ from recon_plugin.events import (
     OrderRejected,
     OrderUpdated,
     PositionSynced,
+    ReconcilerStopped,
     ReconciliationDiscrepancy,
     ReconciliationError,
 )
@@ -52,11 +53,14 @@ reconciliation_error = _signals.signal(ReconciliationError.kind, doc=(
     "A step of a cycle failed; nothing local changed for that step [ReconciliationError]."))
 broker_session_expired = _signals.signal(BrokerSessionExpired.kind, doc=(
     "The broker refused the credentials: a person must log in again [BrokerSessionExpired]."))
+reconciler_stopped = _signals.signal(ReconcilerStopped.kind, doc=(
+    "The reconciliation thread ended while the host ran: nothing is reconciled any more [ReconcilerStopped]."))
 cycle_finished = _signals.signal(CycleFinished.kind, doc="A cycle ended (no event: signal only) [CycleFinished].")
 
 BY_KIND: dict[str, NamedSignal] = {s.name: s for s in (
     order_updated, order_filled, fill_corrected, order_cancelled, order_rejected, order_expired, order_external,
-    position_synced, reconciliation_discrepancy, reconciliation_error, broker_session_expired, cycle_finished)}
+    position_synced, reconciliation_discrepancy, reconciliation_error, broker_session_expired, reconciler_stopped,
+    cycle_finished)}
 
 
 def send_safe(signal: NamedSignal, sender: Any, **kwargs: Any) -> int:

@@ -28,9 +28,10 @@ from tests.helpers import (
 # -- refusing to start ---------------------------------------------------------------------------------
 
 
-def refused(result, path: Path) -> str:
-    """The one line a refused command printed: exit status 1, the file named, no traceback."""
-    assert result.returncode == 1, (result.stdout, result.stderr)
+def refused(result, path: Path, status: int = 1) -> str:
+    """The one line a refused command printed: exit ``status`` (1; 4 for a file another process holds),
+    the file named, no traceback."""
+    assert result.returncode == status, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
     lines = [line for line in result.stderr.splitlines() if str(path) in line]
     assert len(lines) == 1, result.stderr
@@ -80,7 +81,7 @@ def test_a_second_writer_is_one_line(tmp_path):
     state = tmp_path / "state.json"
     first = TinyDBStore(state)
     try:
-        line = refused(tradehost("run", "--config", str(paper_config(tmp_path, state)), "--duration", "1"), state)
+        line = refused(tradehost("run", "--config", str(paper_config(tmp_path, state)), "--duration", "1"), state, 4)
     finally:
         first.close()
     assert "in use by another writer" in line

@@ -411,7 +411,8 @@ def test_the_simulator_command_serves_the_real_client(tmp_path):
         assert f"http://127.0.0.1:{port}" in proc.stdout.readline()
         client = KiteConnect(api_key="sim_api_key", access_token="sim_access_token", root=f"http://127.0.0.1:{port}")
         oid = client.place_order(variety="regular", exchange="NSE", tradingsymbol="INFY", transaction_type="BUY",
-                                 quantity=3, product="CNC", order_type="MARKET", tag="cli")
+                                 quantity=3, product="CNC", order_type="MARKET", tag="cli",
+                                 market_protection=-1)
         assert [o["order_id"] for o in client.orders()] == [oid]
     finally:
         proc.terminate()

@@ -4,7 +4,8 @@ Nothing under ``recon_plugin.brokers`` imports from here: the real brokers can n
 The tools are:
 
 - ``kite_simulator``: a Kite Connect HTTP simulator on 127.0.0.1 that lives through trading days on a
-  given clock (no test dependency);
+  given clock and treats each order by its type and variety as Kite does (no test dependency); its
+  modules are in the package ``kite_sim``;
 - ``demo``: the demo order flow (the ``demo`` plugin), which gives a short run discrepancies to find;
 - ``kite_sim_broker``: the ``kite-sim`` broker (a real Kite broker talking to an in-process
   simulator: the live demo) and the ``tradehost kite-sim`` command;

@@ -33,7 +33,9 @@ def kite_clock() -> Clock | None:
 @pytest.fixture
 def kite_sim(kite_clock: Clock | None) -> Iterator[KiteSimulator]:
     """A Kite Connect simulator on 127.0.0.1 (any free port), driven by the test's hand, on
-    ``kite_clock``; it accepts ``SIM_API_KEY`` and ``SIM_ACCESS_TOKEN``."""
+    ``kite_clock``; it accepts ``SIM_API_KEY`` and ``SIM_ACCESS_TOKEN``. As Kite, it refuses
+    unprotected MARKET orders and answers 429 past its rate limits: a test that means otherwise sets
+    ``kite_sim.require_market_protection = False`` or ``kite_sim.rate_limits = False``."""
     sim = KiteSimulator(api_key=SIM_API_KEY, access_token=SIM_ACCESS_TOKEN, slow_seconds=1.5, clock=kite_clock)
     sim.start()
     yield sim

@@ -11,6 +11,7 @@ checks this path against the public ``orders()`` call on the same book.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -24,12 +25,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hostspec.broker import BrokerError, FailureKind
+from hostspec.broker import BrokerError, FailureKind, PushSink
 from hostspec.errors import ConfigError
 from hostspec.host import Host
 from hostspec.model import BrokerOrder, Holding, Position, Side, Trade
 from hostspec.secrets import redact, register_secret
 from recon_plugin.brokers.kite.orders import DEFAULT_MARKET_PROTECTION, modify_request, order_request
+from recon_plugin.brokers.kite.postback import PostbackReceiver, parse_address
+from recon_plugin.brokers.kite.push import KITE_WS_ROOT, KitePush
 from recon_plugin.brokers.kite.settings import KiteSettings, variable_name_problem
 from recon_plugin.brokers.kite.statuses import (
     OrderParser,
@@ -43,6 +46,7 @@ from recon_plugin.brokers.kite.tags import order_tag
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+DEFAULT_ROOT = "https://api.kite.trade"
 REQUESTS_PER_SECOND = 8  # Kite allows 10/s per endpoint; one limit over all of them, with a margin
 ORDERS_PER_MINUTE = 180  # Kite allows 200 order placements, modifications and cancellations a minute
 UNKNOWN_ORDER = re.compile(r"could(?:n'?t| not) find (?:that |the )?order[ _]?id", re.IGNORECASE)
@@ -341,6 +345,37 @@ class KiteBroker:
                               FailureKind.UNREADABLE) from None
 
 
+class PushingKiteBroker(KiteBroker):
+    """The Kite broker with Kite's push channels (``hostspec.broker.PushingBroker``): the WebSocket
+    of order updates (``kite.push``, on the reconciler's loop) and, when an address is configured,
+    the postback receiver (``kite.postback``), both delivering to the same sink. The WebSocket alone
+    reports the channel's health (``connected``/``disconnected``): postbacks cover only orders placed
+    with this API key, so they never make the reconciler poll less."""
+
+    def __init__(self, api_key: str, access_token: str, root: str, timeout: float, *, ws_root: str | None,
+                 silence_seconds: float = 8.0, postbacks: PostbackReceiver | None = None, **options: Any) -> None:
+        super().__init__(api_key, access_token, root, timeout, **options)
+        self._api_key = api_key
+        self.push = KitePush(ws_root, self._push_credentials, silence_seconds=silence_seconds) if ws_root else None
+        self.postbacks = postbacks
+
+    def _push_credentials(self) -> tuple[str, str]:
+        self._refresh_token()  # a token renewed by `kite login --token-file` is used at the next connection
+        return self._api_key, self._token
+
+    def start_push(self, loop: asyncio.AbstractEventLoop, sink: PushSink) -> None:
+        if self.postbacks is not None:
+            self.postbacks.start(sink)
+        if self.push is not None:
+            self.push.start(loop, sink)
+
+    def stop_push(self) -> None:
+        if self.push is not None:
+            self.push.stop()
+        if self.postbacks is not None:
+            self.postbacks.stop()
+
+
 def secret_from_env(variable: str, config_key: str, config_path: Path) -> str:
     """The secret in the environment variable ``variable`` (named by ``config_key``). A ``variable``
     that is no variable's name is refused without quoting it: it may be the secret itself."""
@@ -376,6 +411,27 @@ def open_kite_broker(host: Host) -> KiteBroker:
         raise ConfigError(path, "broker.kite.access_token_env",
                           f"environment variable {settings.access_token_env} is not set"
                           + (f" and {token_file} does not exist" if token_file else ""))
-    return KiteBroker(api_key, token, settings.root, settings.timeout_seconds,
-                      access_token_env=settings.access_token_env, access_token_file=token_file,
-                      market_protection=Decimal(str(settings.market_protection)))
+    options: dict[str, Any] = {"access_token_env": settings.access_token_env, "access_token_file": token_file,
+                               "market_protection": Decimal(str(settings.market_protection))}
+    ws_root = push_root(settings)
+    postbacks = None
+    if settings.postback_address is not None:
+        secret = secret_from_env(settings.api_secret_env, "broker.kite.api_secret_env", path)
+        postbacks = PostbackReceiver(parse_address(settings.postback_address), secret)
+    if ws_root is None and postbacks is None:
+        return KiteBroker(api_key, token, settings.root, settings.timeout_seconds, **options)
+    return PushingKiteBroker(api_key, token, settings.root, settings.timeout_seconds, ws_root=ws_root,
+                             silence_seconds=settings.push_silence_seconds, postbacks=postbacks, **options)
+
+
+def push_root(settings: KiteSettings) -> str | None:
+    """The WebSocket root to push from, or None (``push: false``). Kite's own WebSocket is used only
+    with Kite's own API root: credentials meant for another server (a simulator, a proxy) are never
+    sent to Kite's, so a configuration that moves ``root`` must move ``ws_root`` too."""
+    if not settings.push:
+        return None
+    if settings.ws_root == KITE_WS_ROOT and settings.root.rstrip("/") != DEFAULT_ROOT:
+        log.warning("broker.kite.root is not Kite's but broker.kite.ws_root is: push updates are off "
+                    "(set broker.kite.ws_root to the WebSocket of %s, or push: false)", settings.root)
+        return None
+    return settings.ws_root

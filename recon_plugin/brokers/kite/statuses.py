@@ -121,11 +121,21 @@ def parent_of(row: dict[str, Any]) -> str | None:
     return f"gtt:{gtt}" if gtt not in (None, "") else None
 
 
+PROTECTED = "mktp"
+"""The tag Kite gives a MARKET (or SL-M) order placed with market protection, which it then lists as a
+LIMIT (or SL) order at its protection price: the canonical order is what was placed."""
+
+
 def order_from_kite(row: dict[str, Any]) -> BrokerOrder:
     """One Kite order record (from ``/orders`` or an order's history) in the canonical model; the fields
-    it does not map are kept in ``extra``."""
+    it does not map are kept in ``extra``. A protected market order is the MARKET (SL-M) order it was
+    placed as, its listed type and protection price kept in ``extra`` (``listed_order_type``,
+    ``protection_price``)."""
     raw = row["status"]
     tags = row.get("tags")
+    if tags and PROTECTED in tags and row.get("order_type") in ("LIMIT", "SL"):
+        row = {**row, "order_type": "MARKET" if row["order_type"] == "LIMIT" else "SL-M", "price": 0,
+               "listed_order_type": row["order_type"], "protection_price": row.get("price")}
     return BrokerOrder(
         broker_order_id=str(row["order_id"]), exchange=row["exchange"], symbol=row["tradingsymbol"],
         product=row["product"], side=Side(row["transaction_type"]), quantity=int(row["quantity"]),
