@@ -508,7 +508,7 @@ class Reconciler:
                 self._wake.clear()
                 await self._cycle(executor)
                 waiters = {asyncio.ensure_future(self._stop_event.wait()), asyncio.ensure_future(self._wake.wait())}
-                _, pending = await asyncio.wait(waiters, timeout=self._poll_delay(),
+                _, pending = await asyncio.wait(waiters, timeout=self.poll_delay(),
                                                 return_when=asyncio.FIRST_COMPLETED)
                 for waiter in pending:
                     waiter.cancel()
@@ -527,7 +527,7 @@ class Reconciler:
         except Exception as exc:
             self._record_failure("push", exc)
 
-    def _poll_delay(self) -> float:
+    def poll_delay(self) -> float:
         """The wait before the next poll: slower while the push channel is healthy (pushes carry the
         news; the poll is the backstop), the interval (or a failure's back-off) otherwise."""
         if self.push_connected and self.next_delay == self.interval:

@@ -31,10 +31,11 @@ def failure_reason(step: str, kind: str) -> str:
 
 
 class Health:
-    """Healthy while the last good snapshot is younger than ``stale_intervals`` intervals (the current
-    back-off's, if longer), and at once unhealthy when the broker refuses the session (that never heals
-    by waiting) or the reconciliation thread died. Ready once a good snapshot was taken (the startup
-    reconciliation, or the first cycle after it that succeeded)."""
+    """Healthy while the last good snapshot is younger than ``stale_intervals`` waits between polls
+    (the interval, a back-off's, or the push channel's slower pace), and at once unhealthy when the
+    broker refuses the session (that never heals by waiting) or the reconciliation thread died. Ready
+    once a good snapshot was taken (the startup reconciliation, or the first cycle after it that
+    succeeded)."""
 
     def __init__(self, reconciler: Reconciler, stale_intervals: float,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -45,7 +46,9 @@ class Health:
 
     @property
     def stale_after(self) -> float:
-        return self.stale_intervals * max(self.reconciler.interval, self.reconciler.next_delay)
+        """``stale_intervals`` of the wait between polls now: the interval, a back-off's, or the slower
+        pace while a push channel carries the news."""
+        return self.stale_intervals * max(self.reconciler.interval, self.reconciler.poll_delay())
 
     def status(self) -> HealthStatus:
         r = self.reconciler
