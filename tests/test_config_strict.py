@@ -11,6 +11,7 @@ kept. Each case ends with exit status 2 and one line naming the file and the key
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,3 +251,12 @@ def test_secret_from_env_never_quotes_what_is_not_a_variable_name(tmp_path, monk
         secret_from_env(SECRET, "broker.kite.api_key_env", tmp_path / "c.yaml")
     assert "broker.kite.api_key_env: is not an environment variable name" in str(caught.value)
     assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize("key", ["mode\x85", "\x85", "a\u2028b", "tab\tkey", "\x00"])
+def test_a_key_with_a_line_break_or_control_character_is_named_visibly_in_one_line(config, capsys, key):
+    """Found by the config fuzz: U+0085 (NEL) is a line break to Python, so the message split in two
+    and named no key."""
+    path = config(f"store:\n  path: STORE\n{json.dumps(key)}: 1\n")
+    line = refused(path, capsys)
+    assert key.encode("unicode_escape").decode("ascii") in line and "unknown key" in line
