@@ -483,14 +483,11 @@ def _validate(raw: Any, schema: Schema, path: str | Path, prefix: str, tolerated
 
 
 def _key_text(key: Any) -> str:
-    """A key as a message names it: a text key as written (cut short when very long), escaped when it
-    holds what a terminal would not show as itself (a line break such as U+0085, a control character:
-    the message stays one line and names the key visibly), anything else (a number, a date, a list
-    used as a key) as ``shown`` quotes it."""
+    """A key as a message names it: a text key as written (cut short when very long), anything else
+    (a number, a date, a list used as a key) as ``shown`` quotes it."""
     if not isinstance(key, str):
         return shown(key)
-    text = key if key.isprintable() else key.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= 80 else f"{text[:77]}..."
+    return key if len(key) <= 80 else f"{key[:77]}..."
 
 
 def sections_in_source(source: str) -> list[str] | None:

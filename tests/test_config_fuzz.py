@@ -97,8 +97,12 @@ def invalid_for(option: Option, value: Any) -> bool:
     return True
 
 
-short_text = st.text(max_size=12)
-binaryish = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=24)
+# No NEL (U+0085) in generated text: PyYAML's own dump with allow_unicode writes it raw in a
+# single-quoted scalar and its load folds it to a space, so the key read back is not the key generated
+# (a round trip of the generator, not a config the host reads wrongly).
+short_text = st.text(st.characters(exclude_characters="\x85"), max_size=12)
+binaryish = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x85"),
+                    min_size=1, max_size=24)
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2 ** 70), 2 ** 70), st.integers(10 ** 308, 10 ** 330),
     st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -1.0]),

@@ -255,8 +255,8 @@ def test_secret_from_env_never_quotes_what_is_not_a_variable_name(tmp_path, monk
 
 @pytest.mark.parametrize("key", ["mode\x85", "\x85", "a\u2028b", "tab\tkey", "\x00"])
 def test_a_key_with_a_line_break_or_control_character_is_named_visibly_in_one_line(config, capsys, key):
-    """Found by the config fuzz: U+0085 (NEL) is a line break to Python, so the message split in two
-    and named no key."""
+    """U+0085 (NEL) and U+2028 are line breaks to Python: the message stays one line and shows the
+    key, escaped (``hostspec.errors.one_line``)."""
     path = config(f"store:\n  path: STORE\n{json.dumps(key)}: 1\n")
     line = refused(path, capsys)
     assert key.encode("unicode_escape").decode("ascii") in line and "unknown key" in line
