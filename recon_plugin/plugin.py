@@ -81,9 +81,9 @@ def hostspec_shutdown(host: Host) -> None:
     reconciler.stop()
     reconciler.flush()
     s = reconciler.stats.since(_at_start.pop(host, Stats()))  # this run's, not the store's since it began
-    log.info("reconciler stopped; this run: %d cycles (%d failed), %d fills applied, %d events published, "
-             "decisions by rule: %s", s.cycles, s.cycles_failed, s.fills_applied, s.events_published,
-             ", ".join(f"{rule} {n}" for rule, n in s.discrepancies.most_common()) or "none")
+    log.info("reconciler stopped; this run: %d cycles (%d failed), %d order updates pushed, %d fills applied, "
+             "%d events published, decisions by rule: %s", s.cycles, s.cycles_failed, s.pushes, s.fills_applied,
+             s.events_published, ", ".join(f"{rule} {n}" for rule, n in s.discrepancies.most_common()) or "none")
 
 
 @hookimpl

@@ -565,8 +565,11 @@ class Reconciler:
             self._wake.set()
 
     def on_push_disconnected(self, reason: str) -> None:
+        """Down: what it would have pushed is lost, so poll now and at the interval until it is back."""
         if self.push_connected:
             log.warning("push channel down (%s); polling every %.1fs", reason, self.interval)
+            if self._wake is not None:
+                self._wake.set()
         self.push_connected = False
 
     async def _cycle(self, executor: DaemonExecutor) -> None:

@@ -120,3 +120,53 @@ def test_the_paper_exchange_pushes_its_fills_to_a_running_reconciler(tmp_path):
         reconciler.stop()
         exchange.close()
         store.close()
+
+
+def test_fills_made_while_the_channel_was_down_are_caught_by_the_resync_on_reconnect(tmp_path):
+    """Pushes are not replayed after a disconnect: every (re)connect polls at once, whatever the slow
+    pace of polls while the channel is up."""
+    import threading
+
+    from recon_plugin.runner import Reconciler
+    from recon_plugin.stores.tinydb_store import TinyDBStore
+    from tests.helpers import ScriptedBroker
+
+    class Pushing(ScriptedBroker):
+        sink = None
+
+        def start_push(self, loop, sink):
+            self.sink = sink
+            sink.connected()
+
+        def stop_push(self):
+            pass
+
+    broker_ = Pushing([broker(S.PLACED, updated_at=at(1))])
+    store = TinyDBStore(tmp_path / "state.json")
+    store.record_order(order("A", status=S.PLACED))
+    reconciler = Reconciler(broker_, store, Settings(missing_grace_seconds=0, interval_seconds=0.05,
+                                                     push_poll_seconds=3600))
+    reconciler.start()
+    try:
+        waited = threading.Event()
+        for _ in range(100):
+            if reconciler.push_connected and reconciler.stats.cycles >= 2:  # the first poll, the resync
+                break
+            waited.wait(0.02)
+        polls = reconciler.stats.cycles
+        broker_.sink.disconnected("connection reset")
+        broker_.book = [broker(S.FILLED, 10, "100", updated_at=at(5))]  # filled while the channel was down
+        waited.wait(0.3)  # down: polling at the interval again
+        assert store.get_order("A").status is S.FILLED and reconciler.stats.cycles > polls
+        broker_.sink.connected()
+        broker_.book = [broker(S.FILLED, 10, "100", updated_at=at(5))]
+        for _ in range(100):
+            if reconciler.push_connected:
+                break
+            waited.wait(0.02)
+        settled = reconciler.stats.cycles
+        waited.wait(0.3)
+        assert reconciler.stats.cycles <= settled + 1  # up again: one resync poll, then the slow pace
+    finally:
+        reconciler.stop()
+        store.close()
