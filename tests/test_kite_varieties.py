@@ -11,6 +11,7 @@ import pytest
 
 from hostspec.calendar import ManualClock
 from hostspec.model import Mode, OrderStatus, Side
+from recon_plugin import runner as runner_module
 from recon_plugin.brokers.kite.broker import KiteBroker
 from recon_plugin.brokers.kite.statuses import iceberg_family
 from recon_plugin.plan import Settings
@@ -176,7 +177,8 @@ def test_a_newest_first_history_is_read_for_its_most_advanced_state(kite_sim, ki
     assert store.get_order("L1").status is S.FILLED and store.load().positions[KEY].quantity == 10
 
 
-def test_a_trade_bust_raises_its_alarm_and_holds_the_position(kite_sim, kite, store, recon, kite_clock):
+def test_a_trade_bust_raises_its_alarm_and_holds_the_position(kite_sim, kite, store, recon, kite_clock, monkeypatch):
+    monkeypatch.setattr(runner_module, "TRADES_EVERY_SECONDS", 6.0)  # the slow pace of trade reads, shortened
     oid = place(kite)
     store.record_order(order("L1", status=S.SUBMITTED, broker_order_id=oid))
     kite_sim.settle()
@@ -186,7 +188,7 @@ def test_a_trade_bust_raises_its_alarm_and_holds_the_position(kite_sim, kite, st
     assert store.load().positions[KEY].quantity == 10
     kite_sim.bust(oid)
     recon.stats.failures.clear()
-    cycles(recon, kite_clock, 40)  # 80 s: the trades are read again within a minute
+    cycles(recon, kite_clock, 6)  # 12 s: the trades are read again at their slow pace
     busts = [e for e in recon.events if e.kind == "reconciliation-discrepancy" and e.data.get("rule") == "trade-bust"]
     assert len(busts) == 1
     assert store.load().positions[KEY].quantity == 10 and store.get_order("L1").open_discrepancy
