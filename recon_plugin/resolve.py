@@ -15,7 +15,6 @@ Invariants every rule keeps, whatever the broker sends:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypedDict
@@ -261,8 +260,7 @@ def reconcile_trades(b: PlanBuilder, order: Order, trades: list[Trade]) -> None:
     ledger = LedgerEntry(order.order_id, traded_qty, sum((t.value for t in ordered), ZERO),
                          tuple(sorted(t.identity for t in ordered)))
     if applied.filled_qty and value_covered != applied.filled_value:
-        _correct_value(b, order, None, applied, value_covered, replace(applied, filled_value=value_covered),
-                       why="replaced by the broker's trades")
+        _correct_value(b, order, None, applied, value_covered, ledger, why="replaced by the broker's trades")
     before = b.orders.get(order.order_id, order)
     cumulative = applied.filled_qty
     for trade, quantity in fills:

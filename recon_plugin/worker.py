@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-_Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
+_Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 class DaemonExecutor(Executor):
@@ -28,30 +27,25 @@ class DaemonExecutor(Executor):
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
-        self.running_since: float | None = None  # monotonic start of the job in progress, for the watchdog
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         future: Future[T] = Future()
-        self._jobs.put((future, (lambda: fn(*args, **kwargs)), ()))
+        self._jobs.put((future, fn, args, kwargs))
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Ask the thread to end after the job in progress; never waits for a job that hangs."""
+        """Ask the thread to end after the job in progress. Never waits, whatever ``wait`` says: the job
+        in progress may be a call that does not return."""
         self._jobs.put(None)
-        if wait:
-            self._thread.join(0)
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            future, fn, args = job
+            future, fn, args, kwargs = job
             if not future.set_running_or_notify_cancel():
                 continue
-            self.running_since = time.monotonic()
             try:
-                future.set_result(fn(*args))
+                future.set_result(fn(*args, **kwargs))
             except Exception as exc:
                 future.set_exception(exc)
             except BaseException as exc:  # a plugin's sys.exit() must end neither this thread nor the loop
                 future.set_exception(RuntimeError(f"{type(exc).__name__} raised in the reconciler's worker: {exc}"))
-            finally:
-                self.running_since = None
