@@ -243,8 +243,9 @@ def _reconcile_unpaired(b: PlanBuilder, state: LocalState, book: list[BrokerOrde
 
     A broker order made of another (``BrokerOrder.parent_order_id``) whose parent is a local order is
     that order's child, never external; a local order the book does not list but whose children it
-    does follows them (``reconcile_parent``) and is not missing. The indexes are built only when a
-    broker order names a parent: never in a cycle without one."""
+    does follows them (``reconcile_parent``) and is not missing. The book is scanned for named parents
+    only in a cycle with an order missing or unmatched; the local orders are indexed by broker id only
+    when a broker order names a parent."""
     children: dict[str, list[BrokerOrder]] = {}
     for bo in book:
         if bo.parent_order_id is not None:

@@ -148,7 +148,7 @@ class TinyDBStore:
         self.read_only = read_only
         self._lock = threading.RLock()
         self._writer_lock: WriterLock | None = None
-        try:
+        with self._released_if_opening_fails():
             if not read_only:
                 self._writer_lock = WriterLock(self.path)  # ResourceBusyError while another host writes it
                 _check_writable(self.path)  # first: a directory it cannot write in is said as such
@@ -156,12 +156,6 @@ class TinyDBStore:
                 if swept:
                     log.info("removed %d temporary files left by an interrupted writer of %s", swept, self.path)
             self._db = TinyDB(str(self.path), storage=AtomicJSONStorage, read_only=read_only)
-        except OSError as exc:
-            self._release()
-            raise StoreError(f"{exc.filename or self.path} cannot be opened: {exc.strerror or exc}") from None
-        except BaseException:
-            self._release()
-            raise
         self._storage: AtomicJSONStorage = self._db.storage  # type: ignore[assignment]
         self._storage.before_write = self._check_still_the_writer
         self._orders = self._db.table("orders", cache_size=0)
@@ -177,17 +171,24 @@ class TinyDBStore:
         self.days: DayArchive
         self._archived_days: dict[str, str] = {}  # archived order id → its trading date
         self._archived_view: Mapping[str, str] = MappingProxyType({})  # broker order id → order id
+        with self._released_if_opening_fails():
+            try:
+                self._check_schema()
+                self._reindex()
+                if not read_only:
+                    self._complete_meta()
+                    self._open_archive()
+                self._open_days()
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise StoreError(_damaged(self.path, f"holds a record this store cannot read ({type(exc).__name__}: "
+                                                    f"{exc})")) from None
+
+    @contextlib.contextmanager
+    def _released_if_opening_fails(self) -> Iterator[None]:
+        """Opening steps: on any failure the writer lock is released; an OS error (a file or directory
+        that cannot be opened) becomes one ``StoreError`` line naming the file."""
         try:
-            self._check_schema()
-            self._reindex()
-            if not read_only:
-                self._complete_meta()
-                self._open_archive()
-            self._open_days()
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            self._release()
-            raise StoreError(_damaged(self.path, f"holds a record this store cannot read ({type(exc).__name__}: "
-                                                f"{exc})")) from None
+            yield
         except OSError as exc:
             self._release()
             raise StoreError(f"{exc.filename or self.path} cannot be opened: {exc.strerror or exc}") from None
